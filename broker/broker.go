@@ -1,49 +1,248 @@
-// Package broker is Sluice's Kafka-compatible broker: a single node that
-// serves the Kafka wire protocol on a durable segmented log.
+// Package broker is Sluice's Kafka-compatible broker: a single node serving
+// the Kafka wire protocol on a durable segmented log, embeddable in any Go
+// program and run by `sluice broker`.
+//
+//	b, err := broker.New(broker.Config{DataDir: dir, Listen: "127.0.0.1:0"})
+//	if err != nil { ... }
+//	go b.Run(ctx)
+//	client, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()))
+//
+// What clients get: the APIs listed in ../shared/COMPAT.md that the broker
+// advertises in ApiVersions (Produce, Fetch, ListOffsets, Metadata, topic
+// administration, configs, DeleteRecords and idempotent InitProducerId);
+// consumer groups and transactions come later and are not advertised.
+//
+// Durability: a produce is acknowledged only after its bytes were written to
+// the segment file, so killing the process loses nothing acknowledged;
+// Config.Fsync decides when they reach the disk. On start, every partition's
+// tail is checked batch by batch (length and CRC32C) and cut at the first
+// torn or corrupt batch; what was cut is logged.
 package broker
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net"
+	"runtime/pprof"
 	"sync"
+	"time"
+
+	"github.com/sluicehq/sluice/broker/internal/cluster"
+	"github.com/sluicehq/sluice/broker/internal/configs"
+	"github.com/sluicehq/sluice/broker/internal/handler"
+)
+
+// Errors returned by Broker methods.
+var (
+	// ErrRunning is returned by a second call to Run.
+	ErrRunning = errors.New("broker: Run called twice")
 )
 
 // Broker is a running single-node Kafka-compatible broker.
 type Broker struct {
-	cfg       Config
-	ln        net.Listener
+	cfg     Config
+	ln      net.Listener
+	cluster *cluster.Cluster
+	handler *handler.Handler
+
+	ctx    context.Context // the broker's lifetime
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu struct {
+		sync.Mutex
+		running bool
+		closed  bool
+		conns   map[net.Conn]struct{}
+	}
 	closeOnce sync.Once
+	closeErr  error
 }
 
-// New validates cfg, opens the data directory and binds the listener, so
-// Addr is valid as soon as New returns.
+// New validates cfg, opens (and if needed recovers) the data directory and
+// binds the listener, so Addr is valid as soon as New returns. Call Run to
+// serve, and Close to release everything.
 func New(cfg Config) (*Broker, error) {
 	cfg.EnsureDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	defaults, err := configs.ValidateAll(cfg.TopicDefaults)
+	if err != nil {
+		return nil, fmt.Errorf("broker: Config.TopicDefaults: %w", err)
+	}
+	cl, err := cluster.Open(cluster.Options{
+		DataDir:  cfg.DataDir,
+		Resolver: configs.Resolver{BrokerDefaults: defaults},
+		Logger:   cfg.Logger,
+		Now:      cfg.Now,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("broker: open data dir: %w", err)
+	}
 	ln := cfg.Listener
 	if ln == nil {
-		var err error
 		if ln, err = net.Listen("tcp", cfg.Listen); err != nil {
-			return nil, err
+			cl.Close()
+			return nil, fmt.Errorf("broker: listen on %s: %w", cfg.Listen, err)
 		}
 	}
-	return &Broker{cfg: cfg, ln: ln}, nil
+	adv := cfg.Advertise
+	if adv == "" {
+		adv = ln.Addr().String()
+		if host, port, err := net.SplitHostPort(adv); err == nil {
+			if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+				adv = net.JoinHostPort("127.0.0.1", port)
+				cfg.Logger.Warn("listening on all interfaces but advertising 127.0.0.1; set Advertise for remote clients", "listen", ln.Addr().String())
+			}
+		}
+	}
+	host, port, err := handler.SplitHostPort(adv)
+	if err != nil {
+		ln.Close()
+		cl.Close()
+		return nil, fmt.Errorf("broker: advertised address %q: %w", adv, err)
+	}
+	b := &Broker{cfg: cfg, ln: ln, cluster: cl}
+	b.handler = handler.New(handler.Config{
+		NodeID:            cfg.NodeID,
+		AdvertiseHost:     host,
+		AdvertisePort:     port,
+		SyncOnAck:         cfg.Fsync == FsyncAlways,
+		AutoCreateTopics:  !cfg.DisableAutoCreateTopics,
+		DefaultPartitions: cfg.DefaultPartitions,
+		MaxRequestBytes:   cfg.MaxRequestBytes,
+		Logger:            cfg.Logger,
+		Now:               cfg.Now,
+	}, cl)
+	b.ctx, b.cancel = context.WithCancel(context.Background())
+	b.mu.conns = map[net.Conn]struct{}{}
+	return b, nil
 }
 
-// Addr returns the address the broker listens on.
+// Addr returns the address the broker listens on (host:port).
 func (b *Broker) Addr() string { return b.ln.Addr().String() }
 
-// Run serves clients until ctx is done or Close is called.
+// Run serves clients until ctx is done or Close is called, then closes the
+// broker. It returns nil after a clean stop.
 func (b *Broker) Run(ctx context.Context) error {
-	<-ctx.Done()
-	return b.Close()
+	b.mu.Lock()
+	if b.mu.running {
+		b.mu.Unlock()
+		return ErrRunning
+	}
+	b.mu.running = true
+	b.mu.Unlock()
+
+	b.goNamed("retention", b.retentionLoop)
+	if b.cfg.Fsync == FsyncInterval {
+		b.goNamed("fsync", b.fsyncLoop)
+	}
+	stop := context.AfterFunc(ctx, func() { b.Close() })
+	defer stop()
+	b.cfg.Logger.Info("broker listening", "addr", b.Addr(), "config", b.cfg.String())
+	for {
+		conn, err := b.ln.Accept()
+		if err != nil {
+			if b.ctx.Err() != nil {
+				return b.Close()
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			b.Close()
+			return fmt.Errorf("broker: accept: %w", err)
+		}
+		if tc, ok := conn.(*net.TCPConn); ok {
+			_ = tc.SetNoDelay(true)
+		}
+		b.mu.Lock()
+		if b.mu.closed {
+			b.mu.Unlock()
+			conn.Close()
+			continue
+		}
+		b.mu.conns[conn] = struct{}{}
+		b.mu.Unlock()
+		b.goNamed("conn", func(ctx context.Context) {
+			b.handler.Serve(ctx, conn)
+			b.mu.Lock()
+			delete(b.mu.conns, conn)
+			b.mu.Unlock()
+		})
+	}
 }
 
-// Close stops the broker. It is idempotent.
+func (b *Broker) goNamed(name string, fn func(context.Context)) {
+	b.wg.Go(func() {
+		pprof.Do(b.ctx, pprof.Labels("broker", name), fn)
+	})
+}
+
+func (b *Broker) fsyncLoop(ctx context.Context) {
+	t := time.NewTicker(b.cfg.FsyncInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			b.cluster.EachPartition(func(p *cluster.Partition) {
+				l := p.Log()
+				if err := l.Sync(l.EndOffset()); err != nil {
+					b.cfg.Logger.Error("periodic fsync failed", "topic", p.Topic, "partition", p.Index, "err", err)
+				}
+			})
+		}
+	}
+}
+
+func (b *Broker) retentionLoop(ctx context.Context) {
+	t := time.NewTicker(b.cfg.RetentionCheckInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			b.EnforceRetention()
+		}
+	}
+}
+
+// EnforceRetention applies retention.ms, retention.bytes and segment.ms to
+// every partition now (the broker also does it every
+// Config.RetentionCheckInterval).
+func (b *Broker) EnforceRetention() {
+	b.cluster.EachPartition(func(p *cluster.Partition) {
+		if n, err := p.Log().EnforceRetention(); err != nil {
+			b.cfg.Logger.Error("retention failed", "topic", p.Topic, "partition", p.Index, "err", err)
+		} else if n > 0 {
+			b.cfg.Logger.Info("retention deleted segments", "topic", p.Topic, "partition", p.Index, "segments", n)
+		}
+	})
+}
+
+// Close stops accepting, closes every connection, waits for the broker's
+// goroutines, syncs and closes the logs. It is idempotent and safe to call
+// concurrently with Run.
 func (b *Broker) Close() error {
-	var err error
-	b.closeOnce.Do(func() { err = b.ln.Close() })
-	return err
+	b.closeOnce.Do(func() {
+		b.mu.Lock()
+		b.mu.closed = true
+		for c := range b.mu.conns {
+			c.Close()
+		}
+		b.mu.Unlock()
+		b.cancel()
+		lnErr := b.ln.Close()
+		if errors.Is(lnErr, net.ErrClosed) {
+			lnErr = nil
+		}
+		b.wg.Wait()
+		b.closeErr = errors.Join(lnErr, b.cluster.Close())
+	})
+	return b.closeErr
 }

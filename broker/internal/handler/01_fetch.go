@@ -1,0 +1,167 @@
+package handler
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sluicehq/sluice/broker/internal/cluster"
+	"github.com/sluicehq/sluice/broker/internal/log"
+)
+
+// leaderEpoch is the only partition leader epoch of a single node.
+const leaderEpoch = 0
+
+var fetchBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+type fetchState struct {
+	req   *kmsg.FetchRequest
+	resp  *kmsg.FetchResponse
+	parts []*cluster.Partition // per response partition, in order; nil on error
+	buf   *[]byte
+}
+
+func (h *Handler) fetch(req *kmsg.FetchRequest) response {
+	resp := req.ResponseKind().(*kmsg.FetchResponse)
+	resp.SetVersion(req.GetVersion())
+	if req.SessionID != 0 {
+		// The broker never creates fetch sessions (it answers session id 0,
+		// which tells clients to send full requests), so no id can exist.
+		resp.ErrorCode = kerr.FetchSessionIDNotFound.Code
+		return response{msg: resp}
+	}
+	st := &fetchState{req: req, resp: resp, buf: fetchBufs.Get().(*[]byte)}
+	resp.Topics = make([]kmsg.FetchResponseTopic, len(req.Topics))
+	for ti := range req.Topics {
+		rt := &req.Topics[ti]
+		resp.Topics[ti].Topic = rt.Topic
+		resp.Topics[ti].Partitions = make([]kmsg.FetchResponseTopicPartition, len(rt.Partitions))
+		for pi := range rt.Partitions {
+			p, _ := h.cluster.Partition(rt.Topic, rt.Partitions[pi].Partition)
+			st.parts = append(st.parts, p)
+		}
+	}
+	n, failed := st.read()
+	release := func() {
+		// Drop references into the buffer before handing it back.
+		if cap(*st.buf) <= 8<<20 {
+			fetchBufs.Put(st.buf)
+		}
+	}
+	if failed || n >= int(req.MinBytes) || req.MaxWaitMillis <= 0 {
+		return response{msg: resp, release: release}
+	}
+	return response{msg: resp, release: release, finish: func(ctx context.Context) kmsg.Response {
+		return st.wait(ctx, time.Duration(req.MaxWaitMillis)*time.Millisecond)
+	}}
+}
+
+// wait long-polls until MinBytes are available or maxWait passes (then it
+// answers with whatever there is, possibly nothing: never an error).
+func (st *fetchState) wait(ctx context.Context, maxWait time.Duration) kmsg.Response {
+	ch := make(chan struct{}, 1)
+	for _, p := range st.parts {
+		if p != nil {
+			p.Watch(ch)
+		}
+	}
+	defer func() {
+		for _, p := range st.parts {
+			if p != nil {
+				p.Unwatch(ch)
+			}
+		}
+	}()
+	timer := time.NewTimer(maxWait)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-timer.C:
+			st.read()
+			return st.resp
+		case <-ch:
+			if n, failed := st.read(); failed || n >= int(st.req.MinBytes) {
+				return st.resp
+			}
+		}
+	}
+}
+
+// read fills the response from the logs, returning the bytes of records
+// read and whether any partition failed (which ends a long poll).
+func (st *fetchState) read() (total int, failed bool) {
+	req := st.req
+	buf := (*st.buf)[:0]
+	maxBytes := int(req.MaxBytes)
+	if req.GetVersion() < 3 || maxBytes <= 0 {
+		maxBytes = 1<<31 - 1
+	}
+	type span struct {
+		tp         *kmsg.FetchResponseTopicPartition
+		start, end int
+	}
+	var spans []span
+	i := 0
+	for ti := range req.Topics {
+		rt := &req.Topics[ti]
+		for pi := range rt.Partitions {
+			rp := &rt.Partitions[pi]
+			sp := &st.resp.Topics[ti].Partitions[pi]
+			p := st.parts[i]
+			i++
+			*sp = kmsg.NewFetchResponseTopicPartition()
+			sp.Partition = rp.Partition
+			if p == nil {
+				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+				failed = true
+				continue
+			}
+			if e := rp.CurrentLeaderEpoch; e != -1 && e != leaderEpoch {
+				if e > leaderEpoch {
+					sp.ErrorCode = kerr.UnknownLeaderEpoch.Code
+				} else {
+					sp.ErrorCode = kerr.FencedLeaderEpoch.Code
+				}
+				failed = true
+				continue
+			}
+			l := p.Log()
+			hw := l.EndOffset()
+			sp.HighWatermark = hw
+			sp.LastStableOffset = hw
+			sp.LogStartOffset = l.StartOffset()
+			limit := min(int(rp.PartitionMaxBytes), maxBytes-total)
+			if limit <= 0 && total > 0 {
+				continue
+			}
+			start := len(buf)
+			var err error
+			buf, err = l.Read(buf, rp.FetchOffset, max(limit, 0), hw, total == 0)
+			if err != nil {
+				sp.ErrorCode = errCode(err)
+				if errors.Is(err, log.ErrOffsetOutOfRange) {
+					sp.LogStartOffset = l.StartOffset()
+					sp.HighWatermark = l.EndOffset()
+					sp.LastStableOffset = sp.HighWatermark
+				}
+				failed = true
+				buf = buf[:start]
+				continue
+			}
+			total += len(buf) - start
+			spans = append(spans, span{sp, start, len(buf)})
+		}
+	}
+	// Point the records at the buffer only now: appends may have moved it.
+	for _, s := range spans {
+		s.tp.RecordBatches = buf[s.start:s.end:s.end]
+	}
+	*st.buf = buf
+	return total, failed
+}
