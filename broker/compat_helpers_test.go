@@ -14,72 +14,17 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sluicehq/sluice/broker/brokertest"
 )
 
-// startBroker starts a single-node broker on 127.0.0.1 with an ephemeral
-// port, stopped when t ends, and returns the address clients dial.
-//
-// For now this is franz-go's kfake; at merge its body becomes
-// brokertest.Start(t).Addr(). Tests must use nothing but the address and
-// real clients, so that swap changes no test.
+// startBroker starts an in-process broker on 127.0.0.1 with an ephemeral
+// port, stopped when t ends, and returns the address clients dial. Tests use
+// nothing but the address and real clients.
 func startBroker(t *testing.T) (addr string) {
 	t.Helper()
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation())
-	if err != nil {
-		t.Fatalf("start broker: %v", err)
-	}
-	t.Cleanup(c.Close)
-	addrs := c.ListenAddrs()
-	if len(addrs) != 1 {
-		t.Fatalf("start broker: want 1 listen address, got %v", addrs)
-	}
-	advertiseProduceV0(t, c, addrs[0])
-	return addrs[0]
-}
-
-// advertiseProduceV0 makes kfake advertise Produce from v0, as Apache Kafka
-// does (4.0 still advertises v0-2 and rejects them at request time) and as
-// COMPAT.md requires of our broker. kfake advertises Produce 3+, and
-// librdkafka then silently produces gzip, snappy and lz4 uncompressed, which
-// TestKcatCodecs and TestConfluentKafkaPython catch. Goes away with kfake.
-//
-// It captures kfake's own ApiVersions answer once and replays it, patched,
-// for every ApiVersions request kfake could answer at the request's version.
-func advertiseProduceV0(t *testing.T, c *kfake.Cluster, addr string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
-	if err != nil {
-		t.Fatalf("start broker: %v", err)
-	}
-	defer cl.Close()
-	captured, err := kmsg.NewPtrApiVersionsRequest().RequestWith(ctx, cl)
-	if err == nil {
-		err = kerr.ErrorForCode(captured.ErrorCode)
-	}
-	if err != nil {
-		t.Fatalf("start broker: ApiVersions: %v", err)
-	}
-	captured.ApiKeys = slices.Clone(captured.ApiKeys)
-	for i := range captured.ApiKeys {
-		if captured.ApiKeys[i].ApiKey == int16(kmsg.Produce) {
-			captured.ApiKeys[i].MinVersion = 0
-		}
-	}
-	c.ControlKey(int16(kmsg.ApiVersions), func(req kmsg.Request) (kmsg.Response, error, bool) {
-		c.KeepControl()
-		if req.GetVersion() > captured.Version {
-			return nil, nil, false // let kfake answer per KIP-511
-		}
-		resp := *captured
-		resp.Version = req.GetVersion()
-		return &resp, nil, true
-	})
+	return brokertest.Start(t).Addr()
 }
 
 // requireCompatEnv is the environment variable that turns a missing external

@@ -107,13 +107,13 @@ func makeBatch(pid int64, epoch int16, seq int32, n int, ts int64) []byte {
 	var recs []byte
 	for i := range n {
 		var rec []byte
-		rec = append(rec, 0)                           // attributes
-		rec = binary.AppendVarint(rec, 0)              // timestamp delta
-		rec = binary.AppendVarint(rec, int64(i))       // offset delta
-		rec = binary.AppendVarint(rec, -1)             // null key
-		rec = binary.AppendVarint(rec, 5)              // value length
-		rec = append(rec, "value"...)                  // value
-		rec = binary.AppendUvarint(rec, 0)             // no headers
+		rec = append(rec, 0)                     // attributes
+		rec = binary.AppendVarint(rec, 0)        // timestamp delta
+		rec = binary.AppendVarint(rec, int64(i)) // offset delta
+		rec = binary.AppendVarint(rec, -1)       // null key
+		rec = binary.AppendVarint(rec, 5)        // value length
+		rec = append(rec, "value"...)            // value
+		rec = binary.AppendUvarint(rec, 0)       // no headers
 		recs = binary.AppendVarint(recs, int64(len(rec)))
 		recs = append(recs, rec...)
 	}

@@ -88,6 +88,8 @@ func (h *Handler) handle(ctx context.Context, req kmsg.Request) (response, bool)
 		return response{msg: h.listOffsets(r)}, true
 	case *kmsg.MetadataRequest:
 		return response{msg: h.metadata(r)}, true
+	case *kmsg.FindCoordinatorRequest:
+		return response{msg: h.findCoordinator(r)}, true
 	case *kmsg.ApiVersionsRequest:
 		return response{msg: h.apiVersions(r)}, true
 	case *kmsg.CreateTopicsRequest:

@@ -21,6 +21,7 @@ var advertised = []versionRange{
 	{key: 1, min: 4, max: 12, serveMin: 4}, // Fetch
 	{key: 2, min: 1, max: 7, serveMin: 1},  // ListOffsets
 	{key: 3, min: 0, max: 9, serveMin: 0},  // Metadata
+	{key: 10, min: 0, max: 4, serveMin: 0}, // FindCoordinator
 	{key: 18, min: 0, max: 3, serveMin: 0}, // ApiVersions
 	{key: 19, min: 0, max: 5, serveMin: 0}, // CreateTopics
 	{key: 20, min: 0, max: 5, serveMin: 0}, // DeleteTopics

@@ -1,0 +1,48 @@
+package handler
+
+import (
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// findCoordinator answers that this node coordinates every group: with one
+// node there is no other choice. Transaction coordinator lookups are refused
+// (non-retriably) until the broker has a transaction coordinator.
+//
+// librdkafka turns LZ4 compression on only when FindCoordinator v0 is
+// advertised, so this key matters even to plain producers.
+func (h *Handler) findCoordinator(req *kmsg.FindCoordinatorRequest) kmsg.Response {
+	resp := req.ResponseKind().(*kmsg.FindCoordinatorResponse)
+	answer := func(key string) (int16, *string) {
+		switch req.CoordinatorType {
+		case 0: // group
+			return 0, nil
+		case 1: // transaction
+			msg := "transactions are not supported by this broker yet"
+			return kerr.TransactionalIDAuthorizationFailed.Code, &msg
+		}
+		msg := "unknown coordinator type"
+		return kerr.InvalidRequest.Code, &msg
+	}
+	if req.Version < 4 {
+		resp.ErrorCode, resp.ErrorMessage = answer(req.CoordinatorKey)
+		if resp.ErrorCode == 0 {
+			resp.NodeID, resp.Host, resp.Port = h.cfg.NodeID, h.cfg.AdvertiseHost, h.cfg.AdvertisePort
+		} else {
+			resp.NodeID, resp.Port = -1, -1
+		}
+		return resp
+	}
+	for _, key := range req.CoordinatorKeys {
+		c := kmsg.NewFindCoordinatorResponseCoordinator()
+		c.Key = key
+		c.ErrorCode, c.ErrorMessage = answer(key)
+		if c.ErrorCode == 0 {
+			c.NodeID, c.Host, c.Port = h.cfg.NodeID, h.cfg.AdvertiseHost, h.cfg.AdvertisePort
+		} else {
+			c.NodeID, c.Port = -1, -1
+		}
+		resp.Coordinators = append(resp.Coordinators, c)
+	}
+	return resp
+}
