@@ -3,7 +3,6 @@ package cli
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -50,10 +49,8 @@ func DeleteTopic(ctx context.Context, adm *kadm.Client, name string) error {
 
 // AlterTopicConfig sets and deletes (reverts to the default) configs of
 // topic name with IncrementalAlterConfigs. A refusal is a *TopicError.
+// With nothing to change it sends an empty request, which checks the topic.
 func AlterTopicConfig(ctx context.Context, adm *kadm.Client, name string, set [][2]string, del []string) error {
-	if len(set) == 0 && len(del) == 0 {
-		return errors.New("nothing to change: give --config key=value or --delete-config key")
-	}
 	var alters []kadm.AlterConfig
 	for _, kv := range set {
 		alters = append(alters, kadm.AlterConfig{Op: kadm.SetConfig, Name: kv[0], Value: kadm.StringPtr(kv[1])})
@@ -104,13 +101,13 @@ func WriteTopicList(w io.Writer, out Output, topics []TopicSummary) error {
 		return writeJSON(w, topics)
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tPARTITIONS\t")
+	fmt.Fprintln(tw, "NAME\tPARTITIONS")
 	for _, t := range topics {
-		mark := ""
 		if t.Internal {
-			mark = "(internal)"
+			fmt.Fprintf(tw, "%s\t%d\t(internal)\n", t.Name, t.Partitions)
+		} else {
+			fmt.Fprintf(tw, "%s\t%d\n", t.Name, t.Partitions)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\n", t.Name, t.Partitions, mark)
 	}
 	return tw.Flush()
 }
@@ -238,12 +235,16 @@ func WriteTopicDescription(w io.Writer, out Output, d TopicDescription) error {
 	if d.Internal {
 		internal = " (internal)"
 	}
-	fmt.Fprintf(w, "Topic: %s%s\tPartitions: %d\n\n", d.Name, internal, len(d.Partitions))
+	fmt.Fprintf(w, "Topic: %s%s  Partitions: %d\n\n", d.Name, internal, len(d.Partitions))
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "PARTITION\tLEADER\tREPLICAS\tISR\tLOG-START\tLOG-END\t")
+	fmt.Fprintln(tw, "PARTITION\tLEADER\tREPLICAS\tISR\tLOG-START\tLOG-END")
 	for _, p := range d.Partitions {
-		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%s\t%s\t%s\n", p.Partition, p.Leader,
-			joinInt32(p.Replicas), joinInt32(p.ISR), offsetText(p.StartOffset), offsetText(p.EndOffset), p.Error)
+		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%s\t%s", p.Partition, p.Leader,
+			joinInt32(p.Replicas), joinInt32(p.ISR), offsetText(p.StartOffset), offsetText(p.EndOffset))
+		if p.Error != "" {
+			fmt.Fprintf(tw, "\t%s", p.Error)
+		}
+		fmt.Fprintln(tw)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
