@@ -164,4 +164,3 @@ results. It gives up if no record arrives for 10s.`,
 	cmd.Flags().BoolVar(&produceFirst, "produce-first", false, "produce --records records before consuming them")
 	return cmd
 }
-

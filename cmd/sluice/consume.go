@@ -91,4 +91,3 @@ offsets of the records it printed.
 	fs.DurationVarP(&opts.Idle, "timeout", "t", 0, "exit 0 once no record arrived for this long (0: wait forever)")
 	return cmd
 }
-

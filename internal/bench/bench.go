@@ -57,8 +57,8 @@ type Config struct {
 	// NoIdempotence turns off franz-go's idempotent producer, which is on
 	// by default and needs acks=all.
 	NoIdempotence bool
-	Sequential  bool          // one record at a time, waiting for each ack
-	Clients     int           // producer clients sharing the records; default 1
+	Sequential    bool // one record at a time, waiting for each ack
+	Clients       int  // producer clients sharing the records; default 1
 
 	// Idle bounds how long Consume waits without receiving a record before
 	// it gives up. Default 10s.
