@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -136,7 +137,7 @@ func newBenchConsumeCmd(b *benchFlags) *cobra.Command {
 records/s and MB/s. The topic must already hold that many records: run
 "sluice bench produce" with the same --topic and --records first, or pass
 --produce-first, which runs it (with the producer flags) and prints both
-results. It gives up if no record arrives for 10s.`,
+results. It gives up if no record arrives for --idle.`,
 		Example: `  sluice bench produce --records 1000000 && sluice bench consume --records 1000000
   sluice bench consume --produce-first --records 500000 --topic bench-c`,
 		Args: cobra.NoArgs,
@@ -162,5 +163,6 @@ results. It gives up if no record arrives for 10s.`,
 		},
 	}
 	cmd.Flags().BoolVar(&produceFirst, "produce-first", false, "produce --records records before consuming them")
+	cmd.Flags().DurationVar(&b.cfg.Idle, "idle", 10*time.Second, "give up when no record arrived for this long")
 	return cmd
 }
