@@ -114,4 +114,3 @@ func TestConsumeMissingTopic(t *testing.T) {
 	b := "--brokers=" + startCluster(t)
 	wantErr(t, "", []string{"consume", "nope", "--max", "1", b}, `topic "nope" does not exist`)
 }
-
