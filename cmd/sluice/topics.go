@@ -47,15 +47,6 @@ func withAdmin(cmd *cobra.Command, f *clientFlags, fn func(context.Context, *kad
 	return fn(cmd.Context(), kadm.NewClient(cl), out)
 }
 
-// done reports a completed change: a sentence, or {"topic":..,"result":..}.
-func done(cmd *cobra.Command, out cli.Output, topic, result, text string) {
-	if out == cli.JSON {
-		fmt.Fprintf(cmd.OutOrStdout(), "{\"topic\": %q, \"result\": %q}\n", topic, result)
-		return
-	}
-	fmt.Fprintln(cmd.OutOrStdout(), text)
-}
-
 func newTopicsCreateCmd(f *clientFlags) *cobra.Command {
 	var (
 		spec    cli.TopicSpec
@@ -85,9 +76,8 @@ func newTopicsCreateCmd(f *clientFlags) *cobra.Command {
 				if err := cli.CreateTopic(ctx, adm, spec); err != nil {
 					return err
 				}
-				done(cmd, out, spec.Name, "created",
+				return cli.WriteDone(cmd.OutOrStdout(), out, spec.Name, "created",
 					fmt.Sprintf("created topic %s with %d partitions", spec.Name, spec.Partitions))
-				return nil
 			})
 		},
 	}
@@ -150,8 +140,7 @@ func newTopicsDeleteCmd(f *clientFlags) *cobra.Command {
 				if err := cli.DeleteTopic(ctx, adm, args[0]); err != nil {
 					return err
 				}
-				done(cmd, out, args[0], "deleted", "deleted topic "+args[0])
-				return nil
+				return cli.WriteDone(cmd.OutOrStdout(), out, args[0], "deleted", "deleted topic "+args[0])
 			})
 		},
 	}
@@ -180,8 +169,7 @@ applies again. Configs not named are left as they are.`,
 				if err := cli.AlterTopicConfig(ctx, adm, args[0], kvs, del); err != nil {
 					return err
 				}
-				done(cmd, out, args[0], "altered", "updated configs of topic "+args[0])
-				return nil
+				return cli.WriteDone(cmd.OutOrStdout(), out, args[0], "altered", "updated configs of topic "+args[0])
 			})
 		},
 	}

@@ -65,6 +65,11 @@ func TestTopicsLifecycle(t *testing.T) {
 	if out := mustRun(t, "", "topics", "delete", "orders", b); out != "deleted topic orders\n" {
 		t.Fatalf("delete printed %q", out)
 	}
+	var res struct{ Topic, Result string }
+	decode(t, mustRun(t, "", "topics", "create", "second", "-o", "json", b), &res)
+	if res.Topic != "second" || res.Result != "created" {
+		t.Fatalf("create -o json = %+v", res)
+	}
 	if out := mustRun(t, "", "topics", "list", b); hasRow(out, "orders", "3") {
 		t.Fatalf("orders still listed after delete:\n%s", out)
 	}

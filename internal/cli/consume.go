@@ -113,11 +113,11 @@ func Consume(ctx context.Context, cl *kgo.Client, w io.Writer, o ConsumeOptions)
 		if o.Idle > 0 {
 			pctx, cancel = context.WithTimeout(ctx, o.Idle)
 		}
-		max := 10000
+		limit := 10000
 		if o.Max > 0 {
-			max = min(max, o.Max-n)
+			limit = min(limit, o.Max-n)
 		}
-		fs := cl.PollRecords(pctx, max)
+		fs := cl.PollRecords(pctx, limit)
 		cancel()
 		if ctx.Err() != nil || fs.IsClientClosed() {
 			return n, nil

@@ -56,3 +56,16 @@ func ParseKeyValues(flag string, kvs []string) ([][2]string, error) {
 	}
 	return out, nil
 }
+
+// WriteDone reports a completed change to a topic: the sentence text, or
+// {"topic": topic, "result": result} in JSON.
+func WriteDone(w io.Writer, out Output, topic, result, text string) error {
+	if out == JSON {
+		return json.NewEncoder(w).Encode(struct {
+			Topic  string `json:"topic"`
+			Result string `json:"result"`
+		}{topic, result})
+	}
+	_, err := fmt.Fprintln(w, text)
+	return err
+}
