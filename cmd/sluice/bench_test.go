@@ -55,6 +55,12 @@ func TestBenchConsumeProduceFirst(t *testing.T) {
 	}
 }
 
+func TestBenchConsumeMissingTopic(t *testing.T) {
+	b := "--brokers=" + startCluster(t)
+	wantErr(t, "", []string{"bench", "consume", "--records", "5", "--topic", "none", "-q", b},
+		`topic "none" does not exist: run `+"`sluice bench produce --topic none --records 5`"+` first, or pass --produce-first`)
+}
+
 func TestBenchConsumeTooFewRecords(t *testing.T) {
 	b := "--brokers=" + startCluster(t)
 	mustRun(t, "", "bench", "produce", "--records", "10", "--topic", "few", "-q", b)

@@ -17,7 +17,8 @@ import (
 // of internal/bench). kfake may only be imported by tests, hence this form.
 // Skipped unless SLUICE_KFAKE_LISTEN is set:
 //
-//	SLUICE_KFAKE_LISTEN=127.0.0.1:19092 go test ./cmd/sluice -run TestServeKfake -timeout 0 -v
+//	go test -c -o /tmp/kfake.test ./cmd/sluice
+//	SLUICE_KFAKE_LISTEN=127.0.0.1:19092 /tmp/kfake.test -test.run TestServeKfake -test.timeout 0
 func TestServeKfake(t *testing.T) {
 	addr := os.Getenv("SLUICE_KFAKE_LISTEN")
 	if addr == "" {

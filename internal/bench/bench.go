@@ -10,15 +10,23 @@
 // # Comparing with franz-go's kfake
 //
 // PERF.md asks for a run against kfake, an in-memory Kafka, next to every run
-// against the broker under test. kfake may only be imported by tests, so a
-// test serves it when SLUICE_KFAKE_LISTEN is set (it is skipped otherwise):
+// against the broker under test. kfake may only be imported by tests, so the
+// test TestServeKfake in cmd/sluice serves it on $SLUICE_KFAKE_LISTEN until
+// interrupted (it is skipped when the variable is unset). Build the test
+// binary, so kfake runs as one process that /usr/bin/time -v can measure and
+// not under -race:
 //
-//	SLUICE_KFAKE_LISTEN=127.0.0.1:19092 go test ./cmd/sluice -run TestServeKfake -timeout 0 -v &
-//	sluice bench produce --brokers 127.0.0.1:19092 --records 1000000
-//	sluice bench consume --brokers 127.0.0.1:19092 --records 1000000
+//	go test -c -o /tmp/kfake.test ./cmd/sluice
+//	SLUICE_KFAKE_LISTEN=127.0.0.1:19092 /tmp/kfake.test -test.run TestServeKfake -test.timeout 0 &
+//	for i in 1 2 3 4 5; do
+//		sluice bench produce -q --brokers 127.0.0.1:19092 --topic b$i >> kfake.txt
+//		sluice bench produce -q --brokers 127.0.0.1:9092 --topic b$i >> sluice.txt
+//	done
+//	kill -INT %1
+//	benchstat kfake.txt sluice.txt
 //
-// Stop it with Ctrl-C (or kill the `go test` process). The test binary runs
-// with `go test`'s defaults, not under -race, so its figures are comparable.
+// (`SLUICE_KFAKE_LISTEN=... go test ./cmd/sluice -run TestServeKfake -timeout 0 -v`
+// does the same in one step; stop it with Ctrl-C.)
 package bench
 
 import (
@@ -368,9 +376,12 @@ func Consume(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, fmt.Errorf("look up topic %q: %w", cfg.Topic, err)
 	}
 	d := details[cfg.Topic]
+	if errors.Is(d.Err, kerr.UnknownTopicOrPartition) {
+		return nil, fmt.Errorf("topic %q does not exist: run `sluice bench produce --topic %s --records %d` first, or pass --produce-first: %w",
+			cfg.Topic, cfg.Topic, cfg.Records, d.Err)
+	}
 	if d.Err != nil {
-		return nil, fmt.Errorf("%w (run `sluice bench produce` first, or pass --produce-first)",
-			&cli.TopicError{Topic: cfg.Topic, Op: "consume from", Err: d.Err})
+		return nil, &cli.TopicError{Topic: cfg.Topic, Op: "consume from", Err: d.Err}
 	}
 
 	var got, bytes atomic.Int64
