@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -86,7 +87,7 @@ type jsonRecord struct {
 // were printed or o.Idle passed without a record; all three end it without
 // error. It returns the number of records printed. A topic that does not
 // exist is a *TopicError. cl must have been made with ConsumerOpts(o).
-func Consume(ctx context.Context, cl *kgo.Client, w io.Writer, o ConsumeOptions) (int, error) {
+func Consume(ctx context.Context, cl *kgo.Client, w io.Writer, o ConsumeOptions) (n int, err error) {
 	if err := checkTopic(ctx, cl, o.Topic); err != nil {
 		return 0, err
 	}
@@ -94,11 +95,7 @@ func Consume(ctx context.Context, cl *kgo.Client, w io.Writer, o ConsumeOptions)
 	if f == nil {
 		f, _ = NewFormatter(DefaultFormat)
 	}
-	var (
-		n   int
-		buf []byte
-		enc = json.NewEncoder(w)
-	)
+	var buf []byte
 	defer func() {
 		if o.Group != "" {
 			// Commit what was printed before leaving the group; ctx may
@@ -108,6 +105,12 @@ func Consume(ctx context.Context, cl *kgo.Client, w io.Writer, o ConsumeOptions)
 			_ = cl.CommitMarkedOffsets(cctx) // best effort; nothing more to do on failure
 		}
 	}()
+	// Buffer output (one write per poll, not per record). Whatever ends
+	// Consume, this flush runs before the commit above (defers run in
+	// reverse), so offsets are committed only after their records left.
+	bw := bufio.NewWriterSize(w, 64<<10)
+	defer func() { err = errors.Join(err, bw.Flush()) }()
+	enc := json.NewEncoder(bw)
 	for {
 		pctx, cancel := ctx, context.CancelFunc(func() {})
 		if o.Idle > 0 {
@@ -141,7 +144,7 @@ func Consume(ctx context.Context, cl *kgo.Client, w io.Writer, o ConsumeOptions)
 				}
 			} else {
 				buf = f.Append(buf[:0], r)
-				if _, err := w.Write(buf); err != nil {
+				if _, err := bw.Write(buf); err != nil {
 					return n, err
 				}
 			}
@@ -152,6 +155,9 @@ func Consume(ctx context.Context, cl *kgo.Client, w io.Writer, o ConsumeOptions)
 			if o.Max > 0 && n >= o.Max {
 				return n, nil
 			}
+		}
+		if err := bw.Flush(); err != nil {
+			return n, err
 		}
 	}
 }
