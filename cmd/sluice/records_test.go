@@ -96,7 +96,9 @@ func TestProduceHeadersPartitionVerbose(t *testing.T) {
 }
 
 func TestConsumeGroupCommits(t *testing.T) {
-	b := "--brokers=" + startCluster(t)
+	// The Sluice broker has no group coordinator yet (it comes with consumer
+	// groups); until then this test of the CLI's group path runs on kfake.
+	b := "--brokers=" + startKfake(t)
 	mustRun(t, "", "topics", "create", "g", b)
 	mustRun(t, "one\ntwo\nthree\n", "produce", "g", b)
 
