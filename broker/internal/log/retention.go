@@ -96,9 +96,13 @@ func (l *Log) EnforceRetention() (deleted int, err error) {
 // which del returns true, moves the start offset up to the new first
 // segment and persists it.
 func (l *Log) deleteSegments(del func(s *segment, size int64) bool) (int, error) {
+	// The appender reads the segment list without mu; swapping it needs
+	// appendMu too. No I/O happens under either.
+	l.appendMu.Lock()
 	l.mu.Lock()
+	unlock := func() { l.mu.Unlock(); l.appendMu.Unlock() }
 	if l.mu.closed {
-		l.mu.Unlock()
+		unlock()
 		return 0, ErrClosed
 	}
 	n := 0
@@ -106,7 +110,7 @@ func (l *Log) deleteSegments(del func(s *segment, size int64) bool) (int, error)
 		n++
 	}
 	if n == 0 {
-		l.mu.Unlock()
+		unlock()
 		return 0, nil
 	}
 	gone := l.mu.segs[:n]
@@ -116,7 +120,7 @@ func (l *Log) deleteSegments(del func(s *segment, size int64) bool) (int, error)
 	}
 	l.mu.start = max(l.mu.start, l.mu.segs[0].base)
 	start := l.mu.start
-	l.mu.Unlock()
+	unlock()
 
 	var errs []error
 	for _, s := range gone {
