@@ -207,11 +207,18 @@ func (l *Log) load(cfg *Config) error {
 	}
 	// Whatever the previous process wrote may still be only in the page
 	// cache: make the recovered state durable before reporting it synced.
-	active := l.mu.segs[len(l.mu.segs)-1]
-	if err := active.f.Sync(); err != nil {
+	// Fsyncing clean files is cheap.
+	for _, s := range l.mu.segs {
+		if err := s.f.Sync(); err != nil {
+			return fmt.Errorf("broker/log: %w", err)
+		}
+		s.synced.Store(s.size)
+	}
+	if err := l.fs.SyncDir(l.dir); err != nil {
 		return fmt.Errorf("broker/log: %w", err)
 	}
-	active.synced.Store(active.size)
+	l.dirDirty.Store(false)
+	active := l.mu.segs[len(l.mu.segs)-1]
 	l.mu.start = l.mu.segs[0].base
 	if ck, ok := l.readCheckpoint(); ok {
 		l.checkpointed = ck
@@ -281,6 +288,9 @@ func (l *Log) Append(batch []byte) (AppendResult, error) {
 	cfg := l.cfg.Load()
 	if len(batch) > cfg.MaxMessageBytes {
 		return AppendResult{}, fmt.Errorf("%w: %d bytes, max.message.bytes is %d", ErrRecordTooLarge, len(batch), cfg.MaxMessageBytes)
+	}
+	if int64(len(batch)) > cfg.SegmentBytes {
+		return AppendResult{}, fmt.Errorf("%w: %d bytes, segment.bytes is %d", ErrRecordTooLarge, len(batch), cfg.SegmentBytes)
 	}
 	h, err := records.Validate(batch, cfg.decompressBound())
 	if err != nil {

@@ -737,3 +737,23 @@ func TestDelete(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Regression: a roll left an empty active segment that made Sync stop
+// before the dirty, rolled predecessor.
+func TestSyncAfterRollCoversPredecessor(t *testing.T) {
+	cfg := smallConfig()
+	c := newClock(0)
+	l := open(t, t.TempDir(), cfg, withClock(c))
+	appendN(t, l, 5, 1, 0)
+	cfg.SegmentMs = 10
+	cfg.RetentionMs = -1
+	l.SetConfig(cfg)
+	c.advance(1000)
+	l.EnforceRetention() // rolls: the new active segment is empty
+	if l.NumSegments() != 2 {
+		t.Fatal(l.NumSegments())
+	}
+	if err := l.Sync(l.EndOffset()); err != nil || l.SyncedOffset() != 5 {
+		t.Fatal(err, l.SyncedOffset())
+	}
+}

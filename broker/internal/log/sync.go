@@ -65,6 +65,13 @@ func (l *Log) syncOnce() error {
 	for i := len(l.mu.segs) - 1; i >= 0; i-- {
 		sg := l.mu.segs[i]
 		if sg.synced.Load() >= sg.size {
+			if sg.size == 0 {
+				// A freshly rolled, empty active segment: its
+				// predecessor may still be dirty.
+				continue
+			}
+			// Sync always covers every dirty segment, so everything
+			// older than a synced segment is synced too.
 			break
 		}
 		sg.acquire()
