@@ -31,7 +31,7 @@ func NewDecompressor() *Decompressor { return new(Decompressor) }
 
 var decompressors = sync.Pool{New: func() any { return new(Decompressor) }}
 
-func getDecompressor() *Decompressor  { return decompressors.Get().(*Decompressor) }
+func getDecompressor() *Decompressor { return decompressors.Get().(*Decompressor) }
 func putDecompressor(d *Decompressor) {
 	// Do not keep a rare huge buffer alive in the pool.
 	if cap(d.buf) > maxPooledBuf {
