@@ -140,8 +140,10 @@ func errCode(err error) int16 {
 		return kerr.MessageTooLarge.Code
 	case errors.Is(err, records.ErrCorrupt):
 		return kerr.CorruptMessage.Code
-	case errors.Is(err, records.ErrInvalidRecord):
+	case errors.Is(err, records.ErrInvalidRecord), errors.Is(err, records.ErrUnsupportedMagic):
 		return kerr.InvalidRecord.Code
+	case errors.Is(err, records.ErrUnsupportedCompression):
+		return kerr.UnsupportedCompressionType.Code
 	case errors.Is(err, log.ErrClosed), errors.Is(err, cluster.ErrClosed):
 		return kerr.NotLeaderForPartition.Code
 	}
