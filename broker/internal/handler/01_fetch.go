@@ -76,6 +76,11 @@ func (st *fetchState) wait(ctx context.Context, maxWait time.Duration) kmsg.Resp
 			}
 		}
 	}()
+	// Data appended between the first read and Watch woke nobody: look
+	// again now that any later append will.
+	if n, failed := st.read(); failed || n >= int(st.req.MinBytes) {
+		return st.resp
+	}
 	timer := time.NewTimer(maxWait)
 	defer timer.Stop()
 	for {
