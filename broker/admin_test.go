@@ -223,6 +223,11 @@ func TestFetchLongPoll(t *testing.T) {
 	if p := resp.Topics[0].Partitions[0]; p.ErrorCode != 0 || len(p.RecordBatches) != 0 || p.HighWatermark != 0 {
 		t.Fatalf("empty fetch: %+v", p)
 	}
+	// Regression: empty records must be sent as size 0, not null (-1), which
+	// librdkafka rejects ("invalid MessageSetSize -1").
+	if resp.Topics[0].Partitions[0].RecordBatches == nil {
+		t.Fatal("empty fetch answered with null records")
+	}
 	// A produce on another connection wakes a waiting fetch long before its
 	// 20 s MaxWait.
 	done := make(chan *kmsg.FetchResponse, 1)

@@ -16,6 +16,8 @@ import (
 // leaderEpoch is the only partition leader epoch of a single node.
 const leaderEpoch = 0
 
+var noRecords = []byte{}
+
 var fetchBufs = sync.Pool{New: func() any { return new([]byte) }}
 
 type fetchState struct {
@@ -122,6 +124,8 @@ func (st *fetchState) read() (total int, failed bool) {
 			i++
 			*sp = kmsg.NewFetchResponseTopicPartition()
 			sp.Partition = rp.Partition
+			// Never null: librdkafka rejects a MessageSetSize of -1.
+			sp.RecordBatches = noRecords
 			if p == nil {
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 				failed = true
@@ -165,7 +169,9 @@ func (st *fetchState) read() (total int, failed bool) {
 	}
 	// Point the records at the buffer only now: appends may have moved it.
 	for _, s := range spans {
-		s.tp.RecordBatches = buf[s.start:s.end:s.end]
+		if s.end > s.start {
+			s.tp.RecordBatches = buf[s.start:s.end:s.end]
+		}
 	}
 	*st.buf = buf
 	return total, failed
