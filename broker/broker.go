@@ -77,6 +77,7 @@ func New(cfg Config) (*Broker, error) {
 		Resolver: configs.Resolver{BrokerDefaults: defaults},
 		Logger:   cfg.Logger,
 		Now:      cfg.Now,
+		FS:       cfg.FS,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("broker: open data dir: %w", err)

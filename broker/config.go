@@ -7,6 +7,8 @@ import (
 	"net"
 	"strings"
 	"time"
+
+	"github.com/sluicehq/sluice/broker/internal/vfs"
 )
 
 // FsyncPolicy decides when appended bytes are forced to stable storage.
@@ -116,6 +118,11 @@ type Config struct {
 
 	// Now returns the current time; tests inject a clock. Default time.Now.
 	Now func() time.Time
+
+	// FS is the filesystem partition logs live on. Nil means the operating
+	// system's; Sluice's own tests set a fault-injecting one (full disk,
+	// failing fsync).
+	FS vfs.FS
 }
 
 // EnsureDefaults fills unset fields with their documented defaults.

@@ -31,6 +31,7 @@ import (
 
 	"github.com/sluicehq/sluice/broker/internal/configs"
 	"github.com/sluicehq/sluice/broker/internal/log"
+	"github.com/sluicehq/sluice/broker/internal/vfs"
 )
 
 // Errors returned by Cluster. The broker maps each to a Kafka error code.
@@ -54,6 +55,7 @@ type Options struct {
 	Resolver configs.Resolver
 	Logger   *slog.Logger
 	Now      func() time.Time
+	FS       vfs.FS // nil: the operating system
 }
 
 // Cluster is the broker's topic and partition state.
@@ -164,6 +166,7 @@ func (c *Cluster) openPartition(t *Topic, i int32) (*Partition, error) {
 		Config: c.LogConfig(t.Configs),
 		Logger: c.opts.Logger.With("topic", t.Name, "partition", i),
 		Now:    c.opts.Now,
+		FS:     c.opts.FS,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("broker/cluster: open %s-%d: %w", t.Name, i, err)
