@@ -30,6 +30,7 @@ import (
 
 	"github.com/sluicehq/sluice/broker/internal/cluster"
 	"github.com/sluicehq/sluice/broker/internal/configs"
+	"github.com/sluicehq/sluice/broker/internal/group"
 	"github.com/sluicehq/sluice/broker/internal/handler"
 )
 
@@ -44,6 +45,7 @@ type Broker struct {
 	cfg     Config
 	ln      net.Listener
 	cluster *cluster.Cluster
+	groups  *group.Coordinator
 	handler *handler.Handler
 
 	ctx    context.Context // the broker's lifetime
@@ -105,7 +107,20 @@ func New(cfg Config) (*Broker, error) {
 		cl.Close()
 		return nil, fmt.Errorf("broker: advertised address %q: %w", adv, err)
 	}
-	b := &Broker{cfg: cfg, ln: ln, cluster: cl}
+	offsets := &cluster.OffsetsStore{C: cl, NumParts: cfg.OffsetsTopicPartitions, SyncOnAck: cfg.Fsync == FsyncAlways}
+	groups, err := group.New(group.Config{
+		MinSessionTimeout: cfg.GroupMinSessionTimeout,
+		MaxSessionTimeout: cfg.GroupMaxSessionTimeout,
+		OffsetsRetention:  cfg.OffsetsRetention,
+		Logger:            cfg.Logger,
+		Now:               cfg.Now,
+	}, offsets)
+	if err != nil {
+		ln.Close()
+		cl.Close()
+		return nil, fmt.Errorf("broker: %w", err)
+	}
+	b := &Broker{cfg: cfg, ln: ln, cluster: cl, groups: groups}
 	b.handler = handler.New(handler.Config{
 		NodeID:            cfg.NodeID,
 		AdvertiseHost:     host,
@@ -116,7 +131,7 @@ func New(cfg Config) (*Broker, error) {
 		MaxRequestBytes:   cfg.MaxRequestBytes,
 		Logger:            cfg.Logger,
 		Now:               cfg.Now,
-	}, cl)
+	}, cl, groups, offsets)
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	b.mu.conns = map[net.Conn]struct{}{}
 	return b, nil
@@ -209,6 +224,7 @@ func (b *Broker) retentionLoop(ctx context.Context) {
 			return
 		case <-t.C:
 			b.EnforceRetention()
+			b.groups.ExpireOffsets()
 		}
 	}
 }
@@ -243,6 +259,7 @@ func (b *Broker) Close() error {
 			lnErr = nil
 		}
 		b.wg.Wait()
+		b.groups.Close()
 		b.closeErr = errors.Join(lnErr, b.cluster.Close())
 	})
 	return b.closeErr

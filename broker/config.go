@@ -113,6 +113,21 @@ type Config struct {
 	// RetentionCheckInterval is log.retention.check.interval.ms. Default 30s.
 	RetentionCheckInterval time.Duration
 
+	// GroupMinSessionTimeout and GroupMaxSessionTimeout are
+	// group.min.session.timeout.ms (default 6s) and
+	// group.max.session.timeout.ms (default 30m): JoinGroup requests with a
+	// session timeout outside them are refused.
+	GroupMinSessionTimeout, GroupMaxSessionTimeout time.Duration
+
+	// OffsetsRetention is offsets.retention.minutes: the committed offsets
+	// of a group that has had no members for this long are deleted.
+	// Default 7 days.
+	OffsetsRetention time.Duration
+
+	// OffsetsTopicPartitions is offsets.topic.num.partitions, the partition
+	// count of __consumer_offsets when it is created. Default 50.
+	OffsetsTopicPartitions int32
+
 	// Logger receives the broker's logs. Default: discard.
 	Logger *slog.Logger
 
@@ -138,6 +153,9 @@ func (c *Config) EnsureDefaults() {
 	}
 	if c.MaxRequestBytes <= 0 {
 		c.MaxRequestBytes = 100 << 20
+	}
+	if c.OffsetsTopicPartitions <= 0 {
+		c.OffsetsTopicPartitions = 50
 	}
 	if c.RetentionCheckInterval <= 0 {
 		c.RetentionCheckInterval = 30 * time.Second

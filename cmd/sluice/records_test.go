@@ -96,9 +96,7 @@ func TestProduceHeadersPartitionVerbose(t *testing.T) {
 }
 
 func TestConsumeGroupCommits(t *testing.T) {
-	// The Sluice broker has no group coordinator yet (it comes with consumer
-	// groups); until then this test of the CLI's group path runs on kfake.
-	b := "--brokers=" + startKfake(t)
+	b := "--brokers=" + startCluster(t)
 	mustRun(t, "", "topics", "create", "g", b)
 	mustRun(t, "one\ntwo\nthree\n", "produce", "g", b)
 

@@ -275,7 +275,7 @@ func (c *Cluster) CreateTopic(name string, n int32, overrides map[string]string,
 			return nil, fmt.Errorf("%w: %q collides with existing topic %q ('.' and '_' collide in metric names)", ErrInvalidTopic, name, other)
 		}
 	}
-	t := &Topic{Name: name, Configs: overrides, Internal: strings.HasPrefix(name, "__")}
+	t := &Topic{Name: name, Configs: overrides, Internal: IsInternal(name)}
 	if t.Configs == nil {
 		t.Configs = map[string]string{}
 	}

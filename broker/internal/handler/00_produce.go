@@ -50,6 +50,11 @@ func (h *Handler) produce(req *kmsg.ProduceRequest) (response, bool) {
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 				continue
 			}
+			if cluster.IsInternal(rt.Topic) {
+				sp.ErrorCode = kerr.InvalidTopicException.Code
+				sp.ErrorMessage = errMsg(fmt.Errorf("cannot produce to the internal topic %s", rt.Topic))
+				continue
+			}
 			if err := oneBatch(rp.Records); err != nil {
 				sp.ErrorCode = errCode(err)
 				sp.ErrorMessage = errMsg(err)

@@ -8,14 +8,21 @@ import (
 // findCoordinator answers that this node coordinates every group: with one
 // node there is no other choice. Transaction coordinator lookups are refused
 // (non-retriably) until the broker has a transaction coordinator.
-//
-// librdkafka turns LZ4 compression on only when FindCoordinator v0 is
-// advertised, so this key matters even to plain producers.
 func (h *Handler) findCoordinator(req *kmsg.FindCoordinatorRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.FindCoordinatorResponse)
 	answer := func(key string) (int16, *string) {
 		switch req.CoordinatorType {
 		case 0: // group
+			if key == "" {
+				msg := "the group id is empty"
+				return kerr.InvalidGroupID.Code, &msg
+			}
+			// Kafka creates the offsets topic when a coordinator is first
+			// looked up.
+			if err := h.offsets.Ensure(); err != nil {
+				h.cfg.Logger.Error("create offsets topic", "err", err)
+				return kerr.CoordinatorNotAvailable.Code, errMsg(err)
+			}
 			return 0, nil
 		case 1: // transaction
 			msg := "transactions are not supported by this broker yet"

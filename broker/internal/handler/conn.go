@@ -46,6 +46,10 @@ func (h *Handler) Serve(ctx context.Context, conn net.Conn) {
 func (h *Handler) readLoop(ctx context.Context, conn net.Conn, queue chan<- response) {
 	log := h.cfg.Logger
 	br := bufio.NewReaderSize(conn, 64<<10)
+	host := "/" + conn.RemoteAddr().String()
+	if ip, _, err := net.SplitHostPort(conn.RemoteAddr().String()); err == nil {
+		host = "/" + ip // Kafka reports client hosts as "/ip"
+	}
 	var buf []byte
 	for {
 		var err error
@@ -61,7 +65,7 @@ func (h *Handler) readLoop(ctx context.Context, conn net.Conn, queue chan<- resp
 			log.Warn("closing connection", "remote", conn.RemoteAddr().String(), "err", err)
 			return
 		}
-		resp, ok, err := h.dispatch(ctx, hdr, rest)
+		resp, ok, err := h.dispatch(ctx, hdr, rest, connInfo{clientID: hdr.ClientID, host: host})
 		if err != nil {
 			log.Warn("closing connection", "remote", conn.RemoteAddr().String(), "client", hdr.ClientID,
 				"api", kmsg.NameForKey(hdr.Key), "version", hdr.Version, "err", err)
@@ -86,7 +90,7 @@ func (h *Handler) readLoop(ctx context.Context, conn net.Conn, queue chan<- resp
 // advertise; the connection is closed, as Kafka does.
 var errUnsupported = errors.New("broker/handler: unsupported api key or version")
 
-func (h *Handler) dispatch(ctx context.Context, hdr wire.Header, rest []byte) (response, bool, error) {
+func (h *Handler) dispatch(ctx context.Context, hdr wire.Header, rest []byte, ci connInfo) (response, bool, error) {
 	vr, known := rangeByKey[hdr.Key]
 	if hdr.Key == 18 && hdr.Version > vr.max {
 		// KIP-511: answer an ApiVersions we cannot parse with a v0 body
@@ -106,7 +110,7 @@ func (h *Handler) dispatch(ctx context.Context, hdr wire.Header, rest []byte) (r
 	if hdr.Version < vr.serveMin {
 		return response{msg: unsupportedVersion(req)}, true, nil
 	}
-	resp, ok := h.handle(ctx, req)
+	resp, ok := h.handle(ctx, req, ci)
 	if resp.msg != nil {
 		resp.msg.SetVersion(hdr.Version)
 	}

@@ -24,6 +24,7 @@ import (
 
 	"github.com/sluicehq/sluice/broker/internal/cluster"
 	"github.com/sluicehq/sluice/broker/internal/configs"
+	"github.com/sluicehq/sluice/broker/internal/group"
 	"github.com/sluicehq/sluice/broker/internal/log"
 	"github.com/sluicehq/sluice/broker/internal/records"
 )
@@ -45,11 +46,19 @@ type Config struct {
 type Handler struct {
 	cfg     Config
 	cluster *cluster.Cluster
+	groups  *group.Coordinator
+	offsets *cluster.OffsetsStore
 }
 
 // New returns a handler.
-func New(cfg Config, c *cluster.Cluster) *Handler {
-	return &Handler{cfg: cfg, cluster: c}
+func New(cfg Config, c *cluster.Cluster, groups *group.Coordinator, offsets *cluster.OffsetsStore) *Handler {
+	return &Handler{cfg: cfg, cluster: c, groups: groups, offsets: offsets}
+}
+
+// connInfo is what handlers may know of the connection a request came on.
+type connInfo struct {
+	clientID string
+	host     string
 }
 
 // SplitHostPort parses an advertised address.
@@ -78,8 +87,28 @@ type response struct {
 
 // handle dispatches one request. ok=false means no response is sent
 // (acks=0 produce).
-func (h *Handler) handle(ctx context.Context, req kmsg.Request) (response, bool) {
+func (h *Handler) handle(ctx context.Context, req kmsg.Request, ci connInfo) (response, bool) {
 	switch r := req.(type) {
+	case *kmsg.OffsetCommitRequest:
+		return response{msg: h.offsetCommit(r)}, true
+	case *kmsg.OffsetFetchRequest:
+		return response{msg: h.groups.OffsetFetch(r)}, true
+	case *kmsg.JoinGroupRequest:
+		return h.joinGroup(r, ci), true
+	case *kmsg.HeartbeatRequest:
+		return response{msg: h.groups.Heartbeat(r)}, true
+	case *kmsg.LeaveGroupRequest:
+		return response{msg: h.groups.Leave(r)}, true
+	case *kmsg.SyncGroupRequest:
+		return h.syncGroup(r), true
+	case *kmsg.DescribeGroupsRequest:
+		return response{msg: h.groups.DescribeGroups(r)}, true
+	case *kmsg.ListGroupsRequest:
+		return response{msg: h.groups.ListGroups(r)}, true
+	case *kmsg.DeleteGroupsRequest:
+		return response{msg: h.groups.DeleteGroups(r)}, true
+	case *kmsg.OffsetDeleteRequest:
+		return response{msg: h.groups.OffsetDelete(r)}, true
 	case *kmsg.ProduceRequest:
 		return h.produce(r)
 	case *kmsg.FetchRequest:

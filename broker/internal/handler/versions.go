@@ -21,7 +21,15 @@ var advertised = []versionRange{
 	{key: 1, min: 4, max: 12, serveMin: 4}, // Fetch
 	{key: 2, min: 1, max: 7, serveMin: 1},  // ListOffsets
 	{key: 3, min: 0, max: 9, serveMin: 0},  // Metadata
+	{key: 8, min: 2, max: 8, serveMin: 2},  // OffsetCommit
+	{key: 9, min: 1, max: 8, serveMin: 1},  // OffsetFetch
 	{key: 10, min: 0, max: 4, serveMin: 0}, // FindCoordinator
+	{key: 11, min: 0, max: 7, serveMin: 0}, // JoinGroup
+	{key: 12, min: 0, max: 4, serveMin: 0}, // Heartbeat
+	{key: 13, min: 0, max: 4, serveMin: 0}, // LeaveGroup
+	{key: 14, min: 0, max: 5, serveMin: 0}, // SyncGroup
+	{key: 15, min: 0, max: 5, serveMin: 0}, // DescribeGroups
+	{key: 16, min: 0, max: 4, serveMin: 0}, // ListGroups
 	{key: 18, min: 0, max: 3, serveMin: 0}, // ApiVersions
 	{key: 19, min: 0, max: 5, serveMin: 0}, // CreateTopics
 	{key: 20, min: 0, max: 5, serveMin: 0}, // DeleteTopics
