@@ -299,3 +299,52 @@ func TestListOffsetsAndDeleteRecords(t *testing.T) {
 		t.Fatalf("first offset consumed %d, want 4", first.Offset)
 	}
 }
+
+func TestDynamicBrokerDefaults(t *testing.T) {
+	static := brokertest.WithConfig(func(c *broker.Config) {
+		c.TopicDefaults = map[string]string{"segment.bytes": "2097152"}
+	})
+	b := brokertest.Start(t, static)
+	ctx := testCtx(t)
+	adm := kadm.NewClient(newClient(t, b.Addr()))
+	if _, err := adm.CreateTopic(ctx, 1, 1, map[string]*string{"retention.ms": kadm.StringPtr("5000")}, "dyn"); err != nil {
+		t.Fatal(err)
+	}
+	set := []kadm.AlterConfig{
+		{Op: kadm.SetConfig, Name: "log.retention.bytes", Value: kadm.StringPtr("123456")},
+		{Op: kadm.SetConfig, Name: "log.retention.ms", Value: kadm.StringPtr("99999")},
+	}
+	if r, err := adm.AlterBrokerConfigs(ctx, set); err != nil || r[0].Err != nil {
+		t.Fatalf("alter cluster-wide broker defaults: %v %v", err, r)
+	}
+	bad := []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "num.partitions", Value: kadm.StringPtr("3")}}
+	if r, _ := adm.AlterBrokerConfigs(ctx, bad); len(r) == 0 || !errors.Is(r[0].Err, kerr.InvalidConfig) {
+		t.Fatalf("altering a read-only broker config: %v, want INVALID_CONFIG", r)
+	}
+	check := func(adm *kadm.Client) {
+		t.Helper()
+		rc, err := adm.DescribeTopicConfigs(ctx, "dyn")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]struct {
+			v   string
+			src kmsg.ConfigSource
+		}{
+			"retention.ms":    {"5000", kmsg.ConfigSourceDynamicTopicConfig},
+			"retention.bytes": {"123456", kmsg.ConfigSourceDynamicDefaultBrokerConfig},
+			"segment.bytes":   {"2097152", kmsg.ConfigSourceStaticBrokerConfig},
+			"segment.ms":      {"604800000", kmsg.ConfigSourceDefaultConfig},
+		}
+		for _, c := range rc[0].Configs {
+			if w, ok := want[c.Key]; ok && (c.MaybeValue() != w.v || c.Source != w.src) {
+				t.Errorf("%s = %q from %v, want %q from %v", c.Key, c.MaybeValue(), c.Source, w.v, w.src)
+			}
+		}
+	}
+	check(adm)
+	dir := b.Config.DataDir
+	b.Stop(t)
+	b2 := brokertest.Start(t, static, brokertest.DataDir(dir))
+	check(kadm.NewClient(newClient(t, b2.Addr())))
+}

@@ -27,6 +27,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluicehq/sluice/broker/internal/configs"
@@ -60,8 +61,9 @@ type Options struct {
 
 // Cluster is the broker's topic and partition state.
 type Cluster struct {
-	opts Options
-	pids *pidAllocator
+	opts     Options
+	pids     *pidAllocator
+	resolver atomic.Pointer[configs.Resolver]
 
 	mu struct {
 		sync.RWMutex
@@ -85,6 +87,10 @@ type metaFile struct {
 	Version   int         `json:"version"`
 	ClusterID string      `json:"cluster_id"`
 	Topics    []metaTopic `json:"topics"`
+	// Dynamic broker-level topic config defaults (AlterConfigs on the
+	// broker resource), by topic config name.
+	BrokerDefault map[string]string `json:"broker_default_configs,omitempty"`
+	BrokerNode    map[string]string `json:"broker_node_configs,omitempty"`
 }
 
 type metaTopic struct {
@@ -130,6 +136,9 @@ func Open(opts Options) (*Cluster, error) {
 		}
 	}
 	c.mu.clusterID = mf.ClusterID
+	r := opts.Resolver
+	r.DynamicDefault, r.DynamicBroker = mf.BrokerDefault, mf.BrokerNode
+	c.resolver.Store(&r)
 	c.removeDeleted()
 	for _, mt := range mf.Topics {
 		t := &Topic{Name: mt.Name, Internal: mt.Internal, Configs: mt.Configs}
@@ -176,7 +185,7 @@ func (c *Cluster) openPartition(t *Topic, i int32) (*Partition, error) {
 
 // LogConfig resolves a topic's log settings from its overrides.
 func (c *Cluster) LogConfig(overrides map[string]string) log.Config {
-	r := c.opts.Resolver
+	r := c.Resolver()
 	return log.Config{
 		SegmentBytes:       r.Int64(overrides, configs.SegmentBytes),
 		SegmentMs:          r.Int64(overrides, configs.SegmentMs),
@@ -189,7 +198,7 @@ func (c *Cluster) LogConfig(overrides map[string]string) log.Config {
 }
 
 // Resolver returns the config resolver.
-func (c *Cluster) Resolver() configs.Resolver { return c.opts.Resolver }
+func (c *Cluster) Resolver() configs.Resolver { return *c.resolver.Load() }
 
 // ClusterID returns the persistent cluster id.
 func (c *Cluster) ClusterID() string {
@@ -400,18 +409,32 @@ func (c *Cluster) SetConfigs(name string, overrides map[string]string) error {
 	return nil
 }
 
-// SetBrokerDefaults replaces the broker-level topic config defaults and
-// applies them to every topic.
-func (c *Cluster) SetBrokerDefaults(d map[string]string) {
+// SetDynamicBrokerConfigs replaces the dynamic broker-level topic config
+// defaults (already validated, keyed by topic config name): the cluster-wide
+// defaults when node is false, this broker's own when it is true. They are
+// persisted and applied to every topic at once.
+func (c *Cluster) SetDynamicBrokerConfigs(node bool, m map[string]string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.opts.Resolver.BrokerDefaults = d
+	old := c.resolver.Load()
+	r := *old
+	if node {
+		r.DynamicBroker = m
+	} else {
+		r.DynamicDefault = m
+	}
+	c.resolver.Store(&r)
+	if err := c.persistLocked(); err != nil {
+		c.resolver.Store(old)
+		return err
+	}
 	for _, t := range c.mu.topics {
 		lc := c.LogConfig(t.Configs)
 		for _, p := range t.Partitions {
 			p.log.SetConfig(lc)
 		}
 	}
+	return nil
 }
 
 // NextProducerID allocates a new producer id.
@@ -449,7 +472,8 @@ func (c *Cluster) closeTopics() error {
 }
 
 func (c *Cluster) persistLocked() error {
-	mf := metaFile{Version: 1, ClusterID: c.mu.clusterID}
+	r := c.resolver.Load()
+	mf := metaFile{Version: 1, ClusterID: c.mu.clusterID, BrokerDefault: r.DynamicDefault, BrokerNode: r.DynamicBroker}
 	for _, t := range c.mu.topics {
 		mf.Topics = append(mf.Topics, metaTopic{
 			Name: t.Name, ID: fmt.Sprintf("%x", t.ID), Partitions: int32(len(t.Partitions)),

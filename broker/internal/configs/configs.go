@@ -211,15 +211,22 @@ type Source int8
 
 // Config sources.
 const (
-	SourceDynamicTopic Source = 1
-	SourceStaticBroker Source = 4
-	SourceDefault      Source = 5
+	SourceDynamicTopic         Source = 1
+	SourceDynamicBroker        Source = 2
+	SourceDynamicDefaultBroker Source = 3
+	SourceStaticBroker         Source = 4
+	SourceDefault              Source = 5
 )
 
-// Resolver resolves effective topic configs: a topic's own overrides, then
-// the broker's static defaults, then Kafka's defaults.
+// Resolver resolves effective topic configs, in Kafka's order: a topic's own
+// overrides, then dynamic configs of this broker, then dynamic cluster-wide
+// broker defaults, then the broker's static defaults, then Kafka's
+// defaults. All maps are keyed by topic config name. A Resolver is never
+// modified once in use: changes make a new one.
 type Resolver struct {
-	BrokerDefaults map[string]string
+	BrokerDefaults map[string]string // static: set when the broker starts
+	DynamicDefault map[string]string // AlterConfigs on the broker resource ""
+	DynamicBroker  map[string]string // AlterConfigs on this broker's node id
 }
 
 // Value returns the effective value of name for a topic with overrides and
@@ -228,11 +235,62 @@ func (r Resolver) Value(overrides map[string]string, name string) (string, Sourc
 	if v, ok := overrides[name]; ok {
 		return v, SourceDynamicTopic
 	}
+	return r.BrokerValue(name)
+}
+
+// BrokerValue returns the broker-level default of a topic config and where
+// it came from.
+func (r Resolver) BrokerValue(name string) (string, Source) {
+	if v, ok := r.DynamicBroker[name]; ok {
+		return v, SourceDynamicBroker
+	}
+	if v, ok := r.DynamicDefault[name]; ok {
+		return v, SourceDynamicDefaultBroker
+	}
 	if v, ok := r.BrokerDefaults[name]; ok {
 		return v, SourceStaticBroker
 	}
 	d, _ := Lookup(name)
 	return d.Default, SourceDefault
+}
+
+// BrokerName returns the broker config that sets the default of a topic
+// config (log.retention.ms for retention.ms), or "" if there is none.
+func BrokerName(topicName string) string { return brokerSynonym[topicName] }
+
+// TopicName returns the topic config whose default a broker config sets.
+func TopicName(brokerName string) (string, bool) {
+	for t, b := range brokerSynonym {
+		if b == brokerName {
+			return t, true
+		}
+	}
+	return "", false
+}
+
+// brokerSynonym maps topic configs to the broker configs that set their
+// default, as Kafka names them.
+var brokerSynonym = map[string]string{
+	CleanupPolicy:                    "log.cleanup.policy",
+	CompressionType:                  "compression.type",
+	DeleteRetentionMs:                "log.cleaner.delete.retention.ms",
+	IndexIntervalBytes:               "log.index.interval.bytes",
+	MaxCompactionLagMs:               "log.cleaner.max.compaction.lag.ms",
+	MaxMessageBytes:                  "message.max.bytes",
+	MessageTimestampType:             "log.message.timestamp.type",
+	MinCleanableRatio:                "log.cleaner.min.cleanable.ratio",
+	MinCompactionLagMs:               "log.cleaner.min.compaction.lag.ms",
+	RetentionBytes:                   "log.retention.bytes",
+	RetentionMs:                      "log.retention.ms",
+	SegmentBytes:                     "log.segment.bytes",
+	SegmentMs:                        "log.roll.ms",
+	"preallocate":                    "log.preallocate",
+	"segment.jitter.ms":              "log.roll.jitter.ms",
+	"flush.messages":                 "log.flush.interval.messages",
+	"flush.ms":                       "log.flush.interval.ms",
+	"min.insync.replicas":            "min.insync.replicas",
+	"segment.index.bytes":            "log.index.size.max.bytes",
+	"unclean.leader.election.enable": "unclean.leader.election.enable",
 }
 
 // Int64 returns the effective value of a numeric config.

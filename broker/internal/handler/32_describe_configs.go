@@ -11,24 +11,6 @@ import (
 	"github.com/sluicehq/sluice/broker/internal/configs"
 )
 
-// brokerSynonym maps topic configs to the broker configs that set their
-// default, as Kafka names them.
-var brokerSynonym = map[string]string{
-	configs.CleanupPolicy:        "log.cleanup.policy",
-	configs.CompressionType:      "compression.type",
-	configs.DeleteRetentionMs:    "log.cleaner.delete.retention.ms",
-	configs.IndexIntervalBytes:   "log.index.interval.bytes",
-	configs.MaxCompactionLagMs:   "log.cleaner.max.compaction.lag.ms",
-	configs.MaxMessageBytes:      "message.max.bytes",
-	configs.MessageTimestampType: "log.message.timestamp.type",
-	configs.MinCleanableRatio:    "log.cleaner.min.cleanable.ratio",
-	configs.MinCompactionLagMs:   "log.cleaner.min.compaction.lag.ms",
-	configs.RetentionBytes:       "log.retention.bytes",
-	configs.RetentionMs:          "log.retention.ms",
-	configs.SegmentBytes:         "log.segment.bytes",
-	configs.SegmentMs:            "log.roll.ms",
-}
-
 func (h *Handler) describeConfigs(req *kmsg.DescribeConfigsRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.DescribeConfigsResponse)
 	for _, rr := range req.Resources {
@@ -95,13 +77,21 @@ func (h *Handler) synonyms(overrides map[string]string, d configs.Def) []kmsg.De
 	if v, ok := overrides[d.Name]; ok {
 		add(d.Name, v, configs.SourceDynamicTopic)
 	}
-	bn := brokerSynonym[d.Name]
-	if v, ok := h.cluster.Resolver().BrokerDefaults[d.Name]; ok && bn != "" {
+	bn := configs.BrokerName(d.Name)
+	if bn == "" {
+		return out
+	}
+	r := h.cluster.Resolver()
+	if v, ok := r.DynamicBroker[d.Name]; ok {
+		add(bn, v, configs.SourceDynamicBroker)
+	}
+	if v, ok := r.DynamicDefault[d.Name]; ok {
+		add(bn, v, configs.SourceDynamicDefaultBroker)
+	}
+	if v, ok := r.BrokerDefaults[d.Name]; ok {
 		add(bn, v, configs.SourceStaticBroker)
 	}
-	if bn != "" {
-		add(bn, d.Default, configs.SourceDefault)
-	}
+	add(bn, d.Default, configs.SourceDefault)
 	return out
 }
 
@@ -120,12 +110,13 @@ func (h *Handler) brokerConfigs() []kmsg.DescribeConfigsResponseResourceConfig {
 	add("socket.request.max.bytes", strconv.Itoa(int(h.cfg.MaxRequestBytes)), configs.SourceStaticBroker, configs.TypeInt)
 	r := h.cluster.Resolver()
 	for _, d := range configs.Defs() {
-		bn := brokerSynonym[d.Name]
+		bn := configs.BrokerName(d.Name)
 		if bn == "" {
 			continue
 		}
-		v, src := r.Value(nil, d.Name)
+		v, src := r.BrokerValue(d.Name)
 		add(bn, v, src, d.Type)
+		out[len(out)-1].ReadOnly = false
 	}
 	slices.SortFunc(out, func(a, b kmsg.DescribeConfigsResponseResourceConfig) int {
 		switch {

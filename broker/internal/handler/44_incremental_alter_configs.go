@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -19,11 +20,14 @@ func (h *Handler) incrementalAlterConfigs(req *kmsg.IncrementalAlterConfigsReque
 		sr := kmsg.NewIncrementalAlterConfigsResponseResource()
 		sr.ResourceType = rr.ResourceType
 		sr.ResourceName = rr.ResourceName
-		err := h.alterTopicConfigs(rr.ResourceType, rr.ResourceName, req.ValidateOnly, func(cur map[string]string) error {
-			for _, c := range rr.Configs {
-				if _, ok := configs.Lookup(c.Name); !ok {
-					return fmt.Errorf("%w: unknown topic config %q", configs.ErrInvalid, c.Name)
+		err := h.alterConfigsOf(rr.ResourceType, rr.ResourceName, req.ValidateOnly, func(cur map[string]string, name func(string) (string, error)) error {
+			for _, rc := range rr.Configs {
+				c := rc
+				n, err := name(c.Name)
+				if err != nil {
+					return err
 				}
+				c.Name = n
 				switch c.Op {
 				case kmsg.IncrementalAlterConfigOpSet:
 					if c.Value == nil {
@@ -71,11 +75,15 @@ func (h *Handler) alterConfigs(req *kmsg.AlterConfigsRequest) kmsg.Response {
 		sr := kmsg.NewAlterConfigsResponseResource()
 		sr.ResourceType = rr.ResourceType
 		sr.ResourceName = rr.ResourceName
-		err := h.alterTopicConfigs(rr.ResourceType, rr.ResourceName, req.ValidateOnly, func(cur map[string]string) error {
+		err := h.alterConfigsOf(rr.ResourceType, rr.ResourceName, req.ValidateOnly, func(cur map[string]string, name func(string) (string, error)) error {
 			clear(cur) // AlterConfigs replaces the whole set
 			for _, c := range rr.Configs {
+				n, err := name(c.Name)
+				if err != nil {
+					return err
+				}
 				if c.Value != nil {
-					cur[c.Name] = *c.Value
+					cur[n] = *c.Value
 				}
 			}
 			return nil
@@ -86,29 +94,63 @@ func (h *Handler) alterConfigs(req *kmsg.AlterConfigsRequest) kmsg.Response {
 	return resp
 }
 
-// errNoBrokerAlter is returned for broker resources, whose configs are
-// static (set when the broker starts).
-var errNoBrokerAlter = fmt.Errorf("%w: broker configs are static: set them when starting the broker", kerr.InvalidRequest)
-
-func (h *Handler) alterTopicConfigs(typ kmsg.ConfigResourceType, name string, validateOnly bool, edit func(map[string]string) error) error {
+// alterConfigsOf applies edit to the current dynamic configs of a topic or
+// of the broker (its own, or the cluster-wide defaults for the name ""),
+// validates the result and stores it. Broker configs use Kafka's broker
+// names (log.retention.ms), translated to the topic configs they default.
+func (h *Handler) alterConfigsOf(typ kmsg.ConfigResourceType, name string, validateOnly bool, edit func(cur map[string]string, configName func(string) (string, error)) error) error {
 	switch typ {
 	case kmsg.ConfigResourceTypeTopic:
+		t, ok := h.cluster.Topic(name)
+		if !ok {
+			return fmt.Errorf("%w: topic %q", cluster.ErrUnknownTopic, name)
+		}
+		cur := maps.Clone(t.Configs)
+		if err := edit(cur, topicConfigName); err != nil {
+			return err
+		}
+		valid, err := configs.ValidateAll(cur)
+		if err != nil || validateOnly {
+			return err
+		}
+		return h.cluster.SetConfigs(name, valid)
 	case kmsg.ConfigResourceTypeBroker:
-		return errNoBrokerAlter
-	default:
-		return fmt.Errorf("%w: resource type %d has no configs here", kerr.InvalidRequest, typ)
+		node := name != ""
+		if node && name != strconv.Itoa(int(h.cfg.NodeID)) {
+			return fmt.Errorf("%w: unknown broker %q: this broker is node %d", kerr.InvalidRequest, name, h.cfg.NodeID)
+		}
+		r := h.cluster.Resolver()
+		cur := maps.Clone(r.DynamicDefault)
+		if node {
+			cur = maps.Clone(r.DynamicBroker)
+		}
+		if cur == nil {
+			cur = map[string]string{}
+		}
+		if err := edit(cur, brokerConfigName); err != nil {
+			return err
+		}
+		valid, err := configs.ValidateAll(cur)
+		if err != nil || validateOnly {
+			return err
+		}
+		return h.cluster.SetDynamicBrokerConfigs(node, valid)
 	}
-	t, ok := h.cluster.Topic(name)
-	if !ok {
-		return fmt.Errorf("%w: topic %q", cluster.ErrUnknownTopic, name)
+	return fmt.Errorf("%w: resource type %d has no configs here (topics and brokers do)", kerr.InvalidRequest, typ)
+}
+
+func topicConfigName(n string) (string, error) {
+	if _, ok := configs.Lookup(n); !ok {
+		return "", fmt.Errorf("%w: unknown topic config %q", configs.ErrInvalid, n)
 	}
-	cur := maps.Clone(t.Configs)
-	if err := edit(cur); err != nil {
-		return err
+	return n, nil
+}
+
+// brokerConfigName maps a dynamic broker config to the topic config it
+// defaults; other broker configs are read-only here.
+func brokerConfigName(n string) (string, error) {
+	if t, ok := configs.TopicName(n); ok {
+		return t, nil
 	}
-	valid, err := configs.ValidateAll(cur)
-	if err != nil || validateOnly {
-		return err
-	}
-	return h.cluster.SetConfigs(name, valid)
+	return "", fmt.Errorf("%w: broker config %q cannot be changed while the broker runs (dynamic broker configs are the log.* topic defaults, e.g. log.retention.ms)", configs.ErrInvalid, n)
 }
