@@ -224,15 +224,17 @@ func (b *Broker) retentionLoop(ctx context.Context) {
 			return
 		case <-t.C:
 			b.EnforceRetention()
-			b.groups.ExpireOffsets()
 		}
 	}
 }
 
 // EnforceRetention applies retention.ms, retention.bytes and segment.ms to
-// every partition now (the broker also does it every
-// Config.RetentionCheckInterval).
+// every partition, and offsets.retention.minutes to empty groups, now (the
+// broker also does it every Config.RetentionCheckInterval).
 func (b *Broker) EnforceRetention() {
+	if n := b.groups.ExpireOffsets(); n > 0 {
+		b.cfg.Logger.Info("expired the offsets of empty groups", "groups", n)
+	}
 	b.cluster.EachPartition(func(p *cluster.Partition) {
 		if n, err := p.Log().EnforceRetention(); err != nil {
 			b.cfg.Logger.Error("retention failed", "topic", p.Topic, "partition", p.Index, "err", err)
