@@ -39,8 +39,8 @@ func (e *GroupError) Error() string {
 		msg = fmt.Sprintf("group %s has %d active %s; stop them first (see `sluice groups describe %s`)",
 			e.Group, e.Members, plural(e.Members, "member", "members"), e.Group)
 	case errors.Is(e.Err, kerr.NonEmptyGroup), errors.Is(e.Err, kerr.UnknownMemberID):
-		msg = fmt.Sprintf("cannot %s group %s: group %s still has members; stop its consumers first (see `sluice groups describe %s`)",
-			e.Op, e.Group, e.Group, e.Group)
+		msg = fmt.Sprintf("group %s still has members; stop its consumers first (see `sluice groups describe %s`)",
+			e.Group, e.Group)
 	case errors.Is(e.Err, kerr.GroupSubscribedToTopic):
 		msg = fmt.Sprintf("cannot %s group %s: its members still consume the topic; stop them first", e.Op, e.Group)
 	case errors.Is(e.Err, kerr.InvalidGroupID):
@@ -346,7 +346,7 @@ func WriteGroupDescriptions(w io.Writer, out Output, ds []GroupDescription) erro
 }
 
 func writeGroupDescription(w io.Writer, d GroupDescription) error {
-	fmt.Fprintf(w, "Group: %s  State: %s  Protocol: %s/%s  Coordinator: %s\n\n",
+	fmt.Fprintf(w, "Group: %s  State: %s  Protocol: %s  Assignor: %s  Coordinator: %s\n\n",
 		d.Group, dash(d.State), dash(d.ProtocolType), dash(d.Protocol), d.Coordinator)
 	if len(d.Members) == 0 {
 		fmt.Fprintln(w, "Members: none (the group is inactive)")

@@ -296,8 +296,7 @@ func checkInactive(ctx context.Context, adm *kadm.Client, group, op string) erro
 		return groupErr(op, group, d.Err, d.ErrMessage)
 	}
 	if d.Err == nil && (len(d.Members) > 0 || (d.State != "Empty" && d.State != "Dead" && d.State != "")) {
-		return &GroupError{Group: group, Op: op, Err: kerr.NonEmptyGroup, Members: len(d.Members),
-			Detail: "state " + d.State}
+		return &GroupError{Group: group, Op: op, Err: kerr.NonEmptyGroup, Members: len(d.Members)}
 	}
 	return nil
 }
