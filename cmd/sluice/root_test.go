@@ -67,6 +67,7 @@ func TestFlagValidation(t *testing.T) {
 		{"fsync", []string{"broker", "--fsync", "sometimes"}, `invalid --fsync "sometimes"`},
 		{"log level", []string{"broker", "--log-level", "loud"}, `invalid --log-level "loud"`},
 		{"default partitions", []string{"broker", "--default-partitions", "0"}, "invalid --default-partitions 0"},
+		{"topic default", []string{"broker", "--topic-default", "retention.ms"}, `invalid --topic-default "retention.ms": want key=value`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
