@@ -109,7 +109,9 @@ offsets for), and exactly one target:
   --to-latest          the log end offset (skip everything not yet read)
   --to-offset N        offset N (clamped to the log's start and end)
   --to-datetime T      the first record at or after time T; partitions with no
-                       record after T go to the end. T is ` + cli.DatetimeHelp + `
+                       record after T go to the end. T is RFC 3339
+                       (2024-05-01T12:00:00Z, 2024-05-01T14:00:00+02:00) or
+                       local time (2024-05-01T12:00:00, 2024-05-01)
   --shift-by N         the committed offset plus N (negative: back), clamped
 
 Without --execute this is a dry run: it prints the plan (TOPIC PARTITION
