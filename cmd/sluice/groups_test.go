@@ -9,7 +9,10 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/kversion"
 )
 
 // The group tests run against kfake until the Sluice broker has a group
@@ -326,4 +329,33 @@ func TestGroupsDeleteOffsets(t *testing.T) {
 		t.Fatalf("committed offset after delete-offsets = %d, want none", got)
 	}
 	wantErr(t, "", []string{"groups", "delete-offsets", "g", "--topic", "orders", b}, "group g has no committed offsets for topic orders")
+}
+
+// TestGroupsWithoutCoordinator checks the message for a cluster that has no
+// group coordinator at all (like the Sluice broker before it had one): it
+// should say so, not that the broker is too old.
+func TestGroupsWithoutCoordinator(t *testing.T) {
+	v := kversion.Stable()
+	for _, k := range []kmsg.Key{kmsg.ListGroups, kmsg.DescribeGroups, kmsg.DeleteGroups, kmsg.OffsetFetch, kmsg.OffsetCommit, kmsg.OffsetDelete} {
+		v.SetMaxKeyVersion(int16(k), -1)
+	}
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.MaxVersions(v))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	b := "--brokers=" + c.ListenAddrs()[0]
+	mustRun(t, "", "topics", "create", "orders", b)
+	for _, tt := range []struct {
+		args []string
+		api  string
+	}{
+		{[]string{"groups", "list"}, "ListGroups"},
+		{[]string{"groups", "describe", "g"}, "DescribeGroups"},
+		{[]string{"groups", "reset-offsets", "g", "--topic", "orders", "--to-earliest"}, "DescribeGroups"},
+		{[]string{"groups", "delete", "g"}, "DeleteGroups"},
+		{[]string{"groups", "delete-offsets", "g", "--topic", "orders"}, "OffsetFetch"},
+	} {
+		wantErr(t, "", append(tt.args, b), "the broker does not support "+tt.api+": it has no consumer group coordinator")
+	}
 }

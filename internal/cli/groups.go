@@ -14,6 +14,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // GroupError is a broker's refusal of an operation on one consumer group,
@@ -78,6 +79,45 @@ func plural(n int, one, many string) string {
 	return many
 }
 
+// UnsupportedError reports that no broker of the cluster implements API, so
+// the cluster cannot serve the command at all (for example a broker without
+// a group coordinator). Err is the client's original error.
+type UnsupportedError struct {
+	API string // the Kafka request name, e.g. "ListGroups"
+	Err error
+}
+
+// Error names the missing request and says what it means.
+func (e *UnsupportedError) Error() string {
+	return fmt.Sprintf("the broker does not support %s: it has no consumer group coordinator (use a broker or cluster that does)", e.API)
+}
+
+// Unwrap returns the client's error.
+func (e *UnsupportedError) Unwrap() error { return e.Err }
+
+// unsupported returns an *UnsupportedError wrapping err if no broker
+// advertises key in ApiVersions, and nil otherwise (also when it cannot
+// tell). franz-go's own message for this case ("broker is too old")
+// suggests an upgrade that may not exist.
+func unsupported(ctx context.Context, adm *kadm.Client, key kmsg.Key, err error) error {
+	if ctx.Err() != nil {
+		return nil
+	}
+	vs, verr := adm.ApiVersions(ctx)
+	if verr != nil || len(vs) == 0 {
+		return nil
+	}
+	for _, v := range vs {
+		if v.Err != nil {
+			return nil
+		}
+		if _, ok := v.KeyMaxVersion(int16(key)); ok {
+			return nil
+		}
+	}
+	return &UnsupportedError{API: key.Name(), Err: err}
+}
+
 // GroupSummary is one line of `groups list`.
 type GroupSummary struct {
 	Group        string `json:"group"`
@@ -92,6 +132,9 @@ type GroupSummary struct {
 func ListGroups(ctx context.Context, adm *kadm.Client) ([]GroupSummary, error) {
 	listed, err := adm.ListGroups(ctx)
 	if err != nil {
+		if u := unsupported(ctx, adm, kmsg.ListGroups, err); u != nil {
+			return nil, u
+		}
 		return nil, fmt.Errorf("list groups: %w", err)
 	}
 	out := make([]GroupSummary, 0, len(listed))
@@ -182,6 +225,9 @@ type GroupDescription struct {
 func DescribeGroups(ctx context.Context, adm *kadm.Client, groups ...string) ([]GroupDescription, error) {
 	described, err := adm.DescribeGroups(ctx, groups...)
 	if err != nil && len(described) == 0 {
+		if u := unsupported(ctx, adm, kmsg.DescribeGroups, err); u != nil {
+			return nil, u
+		}
 		return nil, fmt.Errorf("describe groups: %w", err)
 	}
 	var (
@@ -319,6 +365,9 @@ func fetchCommitted(ctx context.Context, adm *kadm.Client, group string) (kadm.O
 		return kadm.OffsetResponses{}, nil
 	}
 	if err != nil {
+		if u := unsupported(ctx, adm, kmsg.OffsetFetch, err); u != nil {
+			return nil, u
+		}
 		return nil, groupErr("fetch offsets of", group, err, "")
 	}
 	committed.DeleteFunc(func(o kadm.OffsetResponse) bool { return o.Err == nil && o.At < 0 })
@@ -396,6 +445,9 @@ type GroupResult struct {
 func DeleteGroups(ctx context.Context, adm *kadm.Client, groups ...string) ([]GroupResult, error) {
 	resps, err := adm.DeleteGroups(ctx, groups...)
 	if err != nil && len(resps) == 0 {
+		if u := unsupported(ctx, adm, kmsg.DeleteGroups, err); u != nil {
+			return nil, u
+		}
 		return nil, fmt.Errorf("delete groups: %w", err)
 	}
 	var (

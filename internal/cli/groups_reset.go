@@ -14,6 +14,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // ResetMode says where `groups reset-offsets` moves a group's offsets.
@@ -286,6 +287,9 @@ func resetPartitions(ctx context.Context, adm *kadm.Client, spec ResetSpec, comm
 func checkInactive(ctx context.Context, adm *kadm.Client, group, op string) error {
 	described, err := adm.DescribeGroups(ctx, group)
 	if err != nil && len(described) == 0 {
+		if u := unsupported(ctx, adm, kmsg.DescribeGroups, err); u != nil {
+			return u
+		}
 		return fmt.Errorf("describe group %s: %w", group, err)
 	}
 	d, ok := described[group]
@@ -314,6 +318,9 @@ func ExecuteReset(ctx context.Context, adm *kadm.Client, plan *ResetPlan) error 
 	}
 	resps, err := adm.CommitOffsets(ctx, plan.Group, offs)
 	if err != nil {
+		if u := unsupported(ctx, adm, kmsg.OffsetCommit, err); u != nil {
+			return u
+		}
 		return groupErr("reset offsets of", plan.Group, err, "")
 	}
 	var errs []error
@@ -381,6 +388,9 @@ func DeleteOffsets(ctx context.Context, adm *kadm.Client, group string, tps []To
 	}
 	resps, err := adm.DeleteOffsets(ctx, group, set)
 	if err != nil {
+		if u := unsupported(ctx, adm, kmsg.OffsetDelete, err); u != nil {
+			return nil, u
+		}
 		return nil, groupErr("delete offsets of", group, err, "")
 	}
 	var (
