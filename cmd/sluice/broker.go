@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sluicehq/sluice/broker"
+	"github.com/sluicehq/sluice/internal/cli"
 )
 
 func newBrokerCmd() *cobra.Command {
@@ -19,6 +20,7 @@ func newBrokerCmd() *cobra.Command {
 		autoCreate bool
 		partitions int32
 		logLevel   string
+		defaults   []string
 	)
 	cmd := &cobra.Command{
 		Use:   "broker",
@@ -33,9 +35,14 @@ connections, logs to stderr, and stops cleanly on Ctrl-C or SIGTERM.
 --fsync decides when written records reach the disk: "always" before each
 acknowledgement (group commit), "interval" every --fsync-interval (the default;
 a killed process loses nothing acknowledged, a power loss up to one interval),
-or "never" (left to the operating system).`,
+or "never" (left to the operating system).
+
+--topic-default sets the broker-wide default of a topic config, spelled as the
+topic config (retention.ms=3600000, not log.retention.ms); topics without their
+own value use it, and ` + "`sluice topics describe`" + ` shows it as static-broker.`,
 		Example: `  sluice broker --data-dir ./sluice-data
-  sluice broker --data-dir /var/lib/sluice --listen 0.0.0.0:9092 --advertise kafka.internal:9092 --fsync always`,
+  sluice broker --data-dir /var/lib/sluice --listen 0.0.0.0:9092 --advertise kafka.internal:9092 --fsync always
+  sluice broker --topic-default retention.ms=86400000 --topic-default segment.bytes=104857600`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var err error
@@ -48,6 +55,16 @@ or "never" (left to the operating system).`,
 			}
 			if partitions < 1 {
 				return fmt.Errorf("invalid --default-partitions %d: must be >= 1", partitions)
+			}
+			kvs, err := cli.ParseKeyValues("topic-default", defaults)
+			if err != nil {
+				return err
+			}
+			if len(kvs) > 0 {
+				cfg.TopicDefaults = make(map[string]string, len(kvs))
+				for _, kv := range kvs {
+					cfg.TopicDefaults[kv[0]] = kv[1]
+				}
 			}
 			cfg.DisableAutoCreateTopics = !autoCreate
 			cfg.DefaultPartitions = partitions
@@ -65,6 +82,7 @@ or "never" (left to the operating system).`,
 	fs.BoolVar(&autoCreate, "auto-create-topics", true, "create unknown topics on first produce or metadata request (auto.create.topics.enable)")
 	fs.Int32Var(&partitions, "default-partitions", 1, "partitions of auto-created topics (num.partitions)")
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringArrayVar(&defaults, "topic-default", nil, "broker-wide default of a topic config, key=value (repeatable)")
 	return cmd
 }
 

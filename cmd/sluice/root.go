@@ -17,7 +17,7 @@ func newRootCmd() *cobra.Command {
 		Short: "Sluice: a Kafka-compatible broker and stream-processing stack",
 		Long: `Sluice is a Kafka-compatible broker plus the tools around it, in one binary.
 
-Client commands (topics, produce, consume, bench) speak the Kafka protocol and
+Client commands (topics, produce, consume, groups, bench) speak the Kafka protocol and
 work against any Kafka-compatible cluster. They find it with --brokers
 host:port[,host:port] (default ` + cli.DefaultBrokers + `, or $` + cli.BrokersEnv + `).`,
 		Example: `  sluice broker --data-dir ./data &
@@ -30,7 +30,7 @@ host:port[,host:port] (default ` + cli.DefaultBrokers + `, or $` + cli.BrokersEn
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return fmt.Errorf("%w (see `%s --help`)", err, c.CommandPath())
 	})
-	root.AddCommand(newBrokerCmd(), newTopicsCmd(), newProduceCmd(), newConsumeCmd(), newBenchCmd())
+	root.AddCommand(newBrokerCmd(), newTopicsCmd(), newProduceCmd(), newConsumeCmd(), newGroupsCmd(), newBenchCmd())
 	return root
 }
 

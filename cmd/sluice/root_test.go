@@ -50,6 +50,15 @@ func TestFlagValidation(t *testing.T) {
 		{"format and json", []string{"consume", "t", "--format", "%v", "-o", "json", b}, "--format and --output json cannot be used together"},
 		{"group and partition", []string{"consume", "t", "--group", "g", "--partition", "0", b}, "--partition and --group cannot be used together"},
 		{"max", []string{"consume", "t", "--max", "-1", b}, "invalid --max -1"},
+		{"reset no target", []string{"groups", "reset-offsets", "g", "--topic", "t", b}, "give exactly one of --to-earliest, --to-latest, --to-offset, --to-datetime, --shift-by (got 0)"},
+		{"reset two targets", []string{"groups", "reset-offsets", "g", "--topic", "t", "--to-earliest", "--to-offset", "3", b}, "give exactly one of --to-earliest"},
+		{"reset no partitions", []string{"groups", "reset-offsets", "g", "--to-earliest", b}, "give --topic T[:P,P...] (repeatable) or --all-topics"},
+		{"reset topic and all", []string{"groups", "reset-offsets", "g", "--topic", "t", "--all-topics", "--to-earliest", b}, "--topic and --all-topics cannot be used together"},
+		{"reset bad topic", []string{"groups", "reset-offsets", "g", "--topic", "t:x", "--to-earliest", b}, `invalid --topic "t:x"`},
+		{"reset negative offset", []string{"groups", "reset-offsets", "g", "--topic", "t", "--to-offset", "-1", b}, "invalid --to-offset -1"},
+		{"reset bad datetime", []string{"groups", "reset-offsets", "g", "--topic", "t", "--to-datetime", "noon", b}, `invalid --to-datetime "noon": want RFC 3339`},
+		{"describe no group", []string{"groups", "describe", b}, "requires at least 1 arg(s)"},
+		{"delete-offsets no topic", []string{"groups", "delete-offsets", "g", b}, "no topic given"},
 		{"bench records", []string{"bench", "produce", "--records", "0", b}, "invalid --records 0"},
 		{"bench idempotent acks", []string{"bench", "produce", "--acks", "1", "--idempotent", b}, "--idempotent needs --acks all"},
 		{"bench inflight", []string{"bench", "produce", "--max-inflight", "3", b}, "--max-inflight needs --idempotent=false"},
@@ -58,6 +67,7 @@ func TestFlagValidation(t *testing.T) {
 		{"fsync", []string{"broker", "--fsync", "sometimes"}, `invalid --fsync "sometimes"`},
 		{"log level", []string{"broker", "--log-level", "loud"}, `invalid --log-level "loud"`},
 		{"default partitions", []string{"broker", "--default-partitions", "0"}, "invalid --default-partitions 0"},
+		{"topic default", []string{"broker", "--topic-default", "retention.ms"}, `invalid --topic-default "retention.ms": want key=value`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -72,6 +82,7 @@ func TestUnreachableBroker(t *testing.T) {
 		{"topics", "list"},
 		{"produce", "t"},
 		{"consume", "t"},
+		{"groups", "list"},
 		{"bench", "produce", "-q"},
 	} {
 		wantErr(t, "x\n", append(args, "--brokers", addr),

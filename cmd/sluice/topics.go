@@ -113,7 +113,10 @@ func newTopicsDescribeCmd(f *clientFlags) *cobra.Command {
 		Short: "Show a topic's partitions, offsets and configs",
 		Long: `Show each partition of a topic with its leader, replicas, and log start and end
 offsets, then the topic's configs as the broker reports them (DescribeConfigs)
-with where each value comes from (topic, broker or default).`,
+with where each value comes from: topic (set on the topic, by create --config
+or alter-config), static-broker (the broker's startup configuration, e.g.
+` + "`sluice broker --topic-default`" + `), dynamic-broker (a broker config changed at
+runtime) or default (Kafka's default).`,
 		Example: "  sluice topics describe orders\n  sluice topics describe orders --output json",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {

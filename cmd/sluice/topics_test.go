@@ -1,9 +1,12 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"io"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestTopicsLifecycle(t *testing.T) {
@@ -101,5 +104,56 @@ func decode(t *testing.T, s string, v any) {
 	t.Helper()
 	if err := json.Unmarshal([]byte(s), v); err != nil {
 		t.Fatalf("decode %q: %v", s, err)
+	}
+}
+
+// TestTopicsDescribeConfigSources runs `sluice broker` with a broker-wide
+// topic default and checks that describe tells the three sources apart.
+func TestTopicsDescribeConfigSources(t *testing.T) {
+	out := newSignalWriter(" (data dir ")
+	ctx, cancel := context.WithCancel(t.Context())
+	cmd := newRootCmd()
+	cmd.SetArgs([]string{"broker", "--data-dir", t.TempDir(), "--listen", "127.0.0.1:0",
+		"--topic-default", "retention.ms=1000", "--log-level", "warn"})
+	cmd.SetOut(out)
+	cmd.SetErr(io.Discard)
+	done := make(chan error, 1)
+	go func() { done <- cmd.ExecuteContext(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("broker: %v", err)
+		}
+	})
+	select {
+	case <-out.seen:
+	case err := <-done:
+		t.Fatalf("broker exited before listening: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("broker did not report listening within 30s")
+	}
+	addr, _, _ := strings.Cut(strings.TrimPrefix(out.String(), "sluice broker listening on "), " ")
+	b := "--brokers=" + addr
+
+	mustRun(t, "", "topics", "create", "orders", "--config", "segment.ms=5000", b)
+	desc := mustRun(t, "", "topics", "describe", "orders", b)
+	for _, row := range [][]string{
+		{"NAME", "VALUE", "SOURCE"},
+		{"segment.ms", "5000", "topic"},
+		{"retention.ms", "1000", "static-broker"},
+		{"cleanup.policy", "delete", "default"},
+	} {
+		if !hasRow(desc, row...) {
+			t.Fatalf("describe:\n%s\nwant the row %q", desc, row)
+		}
+	}
+	// A topic's own value wins over the broker's; deleting it falls back.
+	mustRun(t, "", "topics", "alter-config", "orders", "--config", "retention.ms=2000", b)
+	if desc := mustRun(t, "", "topics", "describe", "orders", b); !hasRow(desc, "retention.ms", "2000", "topic") {
+		t.Fatalf("after alter-config:\n%s", desc)
+	}
+	mustRun(t, "", "topics", "alter-config", "orders", "--delete-config", "retention.ms", b)
+	if desc := mustRun(t, "", "topics", "describe", "orders", b); !hasRow(desc, "retention.ms", "1000", "static-broker") {
+		t.Fatalf("after --delete-config:\n%s", desc)
 	}
 }

@@ -1,5 +1,5 @@
 // Package cli holds the logic behind the sluice client commands (topics,
-// produce, consume): connecting to brokers, running admin requests, reading
+// produce, consume, groups): connecting to brokers, running admin requests, reading
 // records from and writing them to text streams, and turning Kafka errors into
 // messages that say what to do. cmd/sluice only parses flags and calls in here.
 //

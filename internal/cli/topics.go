@@ -127,7 +127,7 @@ type PartitionInfo struct {
 type ConfigEntry struct {
 	Name      string `json:"name"`
 	Value     string `json:"value"`
-	Source    string `json:"source"` // topic, broker, default, ...
+	Source    string `json:"source"` // topic, static-broker, dynamic-broker, default, ...
 	Sensitive bool   `json:"sensitive,omitempty"`
 }
 
@@ -213,17 +213,25 @@ func offsetOf(offs kadm.ListedOffsets, err error, topic string, p int32, pi *Par
 	return -1
 }
 
-// configSource shortens Kafka's DYNAMIC_TOPIC_CONFIG-style names.
+// configSource shortens Kafka's DYNAMIC_TOPIC_CONFIG-style names, keeping
+// apart the places a value can be set: the topic itself (topic), the broker's
+// startup configuration (static-broker: `sluice broker --topic-default`), a
+// broker config changed at runtime (dynamic-broker, dynamic-default-broker)
+// and Kafka's built-in default (default).
 func configSource(s kmsg.ConfigSource) string {
 	switch s {
 	case kmsg.ConfigSourceDynamicTopicConfig:
 		return "topic"
-	case kmsg.ConfigSourceDynamicBrokerConfig, kmsg.ConfigSourceDynamicDefaultBrokerConfig, kmsg.ConfigSourceStaticBrokerConfig:
-		return "broker"
+	case kmsg.ConfigSourceStaticBrokerConfig:
+		return "static-broker"
+	case kmsg.ConfigSourceDynamicBrokerConfig:
+		return "dynamic-broker"
+	case kmsg.ConfigSourceDynamicDefaultBrokerConfig:
+		return "dynamic-default-broker"
 	case kmsg.ConfigSourceDefaultConfig:
 		return "default"
 	}
-	return strings.ToLower(s.String())
+	return strings.ToLower(strings.ReplaceAll(s.String(), "_", "-"))
 }
 
 // WriteTopicDescription prints d as text tables or as JSON.
