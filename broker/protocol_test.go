@@ -344,3 +344,39 @@ func TestProduceRejectsBadBatches(t *testing.T) {
 		}
 	}
 }
+
+// TestEveryAdvertisedVersionIsServed sends a default request of every
+// advertised key at every advertised version and expects an answer (of the
+// right version) rather than a closed connection: clients choose features by
+// what is advertised, so advertising means implementing.
+func TestEveryAdvertisedVersionIsServed(t *testing.T) {
+	b := brokertest.Start(t)
+	r := dialRaw(t, b.Addr())
+	r.send(kmsg.NewPtrApiVersionsRequest(), 3)
+	av := kmsg.NewPtrApiVersionsResponse()
+	av.SetVersion(3)
+	r.recv(av)
+	if len(av.ApiKeys) < 20 {
+		t.Fatalf("only %d keys advertised", len(av.ApiKeys))
+	}
+	for _, k := range av.ApiKeys {
+		for v := k.MinVersion; v <= k.MaxVersion; v++ {
+			req := kmsg.RequestForKey(k.ApiKey)
+			if req == nil {
+				t.Fatalf("advertised key %d is unknown to kmsg", k.ApiKey)
+			}
+			if p, ok := req.(*kmsg.ProduceRequest); ok {
+				p.Acks = 1 // acks=0 gets no answer
+			}
+			if j, ok := req.(*kmsg.JoinGroupRequest); ok {
+				j.Group = "" // answered at once (INVALID_GROUP_ID) instead of joining
+			}
+			corr := r.send(req, v)
+			resp := req.ResponseKind()
+			resp.SetVersion(v)
+			if got := r.recv(resp); got != corr {
+				t.Fatalf("%s v%d: correlation %d, want %d", kmsg.NameForKey(k.ApiKey), v, got, corr)
+			}
+		}
+	}
+}

@@ -18,7 +18,7 @@ import (
 // The group tests run against kfake until the Sluice broker has a group
 // coordinator; they depend on nothing but the address, so switching them to
 // startCluster is a one-line change.
-var startGroupCluster = startKfake
+var startGroupCluster = startCluster
 
 // offsetsHeader is the exact column order of `groups describe`.
 var offsetsHeader = []string{"TOPIC", "PARTITION", "CURRENT-OFFSET", "LOG-END-OFFSET", "LAG", "CONSUMER-ID", "HOST", "CLIENT-ID"}

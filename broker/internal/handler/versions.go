@@ -38,7 +38,9 @@ var advertised = []versionRange{
 	{key: 32, min: 0, max: 4, serveMin: 0}, // DescribeConfigs
 	{key: 33, min: 0, max: 2, serveMin: 0}, // AlterConfigs
 	{key: 37, min: 0, max: 3, serveMin: 0}, // CreatePartitions
+	{key: 42, min: 0, max: 2, serveMin: 0}, // DeleteGroups
 	{key: 44, min: 0, max: 1, serveMin: 0}, // IncrementalAlterConfigs
+	{key: 47, min: 0, max: 0, serveMin: 0}, // OffsetDelete
 }
 
 var rangeByKey = func() map[int16]versionRange {
