@@ -380,3 +380,39 @@ func TestEveryAdvertisedVersionIsServed(t *testing.T) {
 		}
 	}
 }
+
+// TestIdempotenceSurvivesRestart: a retry of an acknowledged batch after a
+// broker restart is still recognised as a duplicate (producer state is
+// rebuilt from the log), and the next sequence still follows on.
+func TestIdempotenceSurvivesRestart(t *testing.T) {
+	b := brokertest.Start(t)
+	r := dialRaw(t, b.Addr())
+	createTopicRaw(t, r, "idem-restart", 1)
+	produce := func(r *rawConn, batch []byte) kmsg.ProduceResponseTopicPartition {
+		t.Helper()
+		r.send(produceReq("idem-restart", 0, -1, batch), 9)
+		resp := kmsg.NewPtrProduceResponse()
+		resp.SetVersion(9)
+		r.recv(resp)
+		return resp.Topics[0].Partitions[0]
+	}
+	if p := produce(r, makeBatch(7, 0, 0, 5, 1000)); p.ErrorCode != 0 || p.BaseOffset != 0 {
+		t.Fatalf("first: %v at %d", kerr.ErrorForCode(p.ErrorCode), p.BaseOffset)
+	}
+	if p := produce(r, makeBatch(7, 0, 5, 5, 1000)); p.ErrorCode != 0 || p.BaseOffset != 5 {
+		t.Fatalf("second: %v at %d", kerr.ErrorForCode(p.ErrorCode), p.BaseOffset)
+	}
+	dir := b.Config.DataDir
+	b.Stop(t)
+	b2 := brokertest.Start(t, brokertest.DataDir(dir))
+	r2 := dialRaw(t, b2.Addr())
+	if p := produce(r2, makeBatch(7, 0, 5, 5, 1000)); p.ErrorCode != 0 || p.BaseOffset != 5 {
+		t.Fatalf("retry after restart: %v at %d, want the original offset 5", kerr.ErrorForCode(p.ErrorCode), p.BaseOffset)
+	}
+	if p := produce(r2, makeBatch(7, 0, 12, 1, 1000)); p.ErrorCode != kerr.OutOfOrderSequenceNumber.Code {
+		t.Fatalf("gap after restart: %v, want OUT_OF_ORDER_SEQUENCE_NUMBER", kerr.ErrorForCode(p.ErrorCode))
+	}
+	if p := produce(r2, makeBatch(7, 0, 10, 1, 1000)); p.ErrorCode != 0 || p.BaseOffset != 10 {
+		t.Fatalf("next after restart: %v at %d, want 10", kerr.ErrorForCode(p.ErrorCode), p.BaseOffset)
+	}
+}
