@@ -16,7 +16,10 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/kversion"
 )
 
 // settleTimeout bounds every wait for a group to rebalance and for
@@ -484,4 +487,465 @@ func countGens(m map[genPart]string) int {
 		gens[k.gen] = true
 	}
 	return len(gens)
+}
+
+// groupAPIVersions caps a franz-go client at the group API versions our
+// broker serves (COMPAT.md), so raw requests use the same versions against
+// kfake (which serves newer ones, e.g. DescribeGroups v6 where an unknown
+// group is an error rather than "Dead") as against our broker.
+func groupAPIVersions() *kversion.Versions {
+	v := kversion.Stable()
+	for key, max := range map[kmsg.Key]int16{
+		kmsg.OffsetCommit:    8,
+		kmsg.OffsetFetch:     8,
+		kmsg.FindCoordinator: 4,
+		kmsg.JoinGroup:       7,
+		kmsg.Heartbeat:       4,
+		kmsg.LeaveGroup:      4,
+		kmsg.SyncGroup:       5,
+		kmsg.DescribeGroups:  5,
+		kmsg.ListGroups:      4,
+		kmsg.DeleteGroups:    2,
+		kmsg.OffsetDelete:    0,
+		kmsg.Metadata:        9,
+	} {
+		v.SetMaxKeyVersion(key.Int16(), max)
+	}
+	return v
+}
+
+// rawGroupClient returns a franz-go client for raw group requests, capped at
+// groupAPIVersions. kgo routes each group request to the coordinator.
+func rawGroupClient(t *testing.T, addr string, opts ...kgo.Opt) *kgo.Client {
+	t.Helper()
+	return newClient(t, addr, append([]kgo.Opt{kgo.MaxVersions(groupAPIVersions())}, opts...)...)
+}
+
+// rawMember is a group member driven by hand with raw requests.
+type rawMember struct {
+	group, topic string
+	id           string
+	gen          int32
+}
+
+// consumerSubscription is the "consumer" protocol metadata of a member
+// subscribed to topics.
+func consumerSubscription(topics ...string) []byte {
+	m := kmsg.NewConsumerMemberMetadata()
+	m.Topics = topics
+	return m.AppendTo(nil)
+}
+
+// joinRequest is a JoinGroup request for the "consumer" protocol type with
+// the range protocol, subscribed to topic.
+func joinRequest(group, memberID, topic string, sessionMs int32) *kmsg.JoinGroupRequest {
+	req := kmsg.NewPtrJoinGroupRequest()
+	req.Group = group
+	req.MemberID = memberID
+	req.SessionTimeoutMillis = sessionMs
+	req.RebalanceTimeoutMillis = 30_000
+	req.ProtocolType = "consumer"
+	p := kmsg.NewJoinGroupRequestProtocol()
+	p.Name = "range"
+	p.Metadata = consumerSubscription(topic)
+	req.Protocols = append(req.Protocols, p)
+	return req
+}
+
+// issue sends req with a bounded context and fails t on a transport error.
+func issue[R kmsg.Response](t *testing.T, cl *kgo.Client, req interface {
+	kmsg.Request
+	RequestWith(context.Context, kmsg.Requestor) (R, error)
+}) R {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 45*time.Second)
+	defer cancel()
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatalf("%s request: %v", kmsg.NameForKey(req.Key()), err)
+	}
+	return resp
+}
+
+// wantCode fails t unless code is want.
+func wantCode(t *testing.T, what string, code int16, want *kerr.Error) {
+	t.Helper()
+	var wantCode int16
+	wantName := "NONE"
+	if want != nil {
+		wantCode, wantName = want.Code, want.Message
+	}
+	if code != wantCode {
+		got := "NONE"
+		if err := kerr.ErrorForCode(code); err != nil {
+			got = err.Error()
+		}
+		t.Fatalf("%s: error code %d (%s), want %d (%s)", what, code, got, wantCode, wantName)
+	}
+}
+
+// joinRawMember joins group as the only member with raw JoinGroup (twice if
+// the broker asks for a member id first, KIP-394) and SyncGroup, assigning
+// itself every partition of topic. The member must then heartbeat within
+// sessionMs or be expelled.
+func joinRawMember(t *testing.T, cl *kgo.Client, group, topic string, partitions []int32, sessionMs int32) rawMember {
+	t.Helper()
+	req := joinRequest(group, "", topic, sessionMs)
+	resp := issue(t, cl, req)
+	if resp.ErrorCode == kerr.MemberIDRequired.Code {
+		req.MemberID = resp.MemberID
+		resp = issue(t, cl, req)
+	}
+	wantCode(t, "JoinGroup", resp.ErrorCode, nil)
+	if resp.LeaderID != resp.MemberID {
+		t.Fatalf("JoinGroup: member %s is not the leader (%s) of a group it is alone in", resp.MemberID, resp.LeaderID)
+	}
+	m := rawMember{group: group, topic: topic, id: resp.MemberID, gen: resp.Generation}
+
+	a := kmsg.NewConsumerMemberAssignment()
+	at := kmsg.NewConsumerMemberAssignmentTopic()
+	at.Topic, at.Partitions = topic, partitions
+	a.Topics = append(a.Topics, at)
+	sync := m.syncRequest(m.id, m.gen)
+	ga := kmsg.NewSyncGroupRequestGroupAssignment()
+	ga.MemberID, ga.MemberAssignment = m.id, a.AppendTo(nil)
+	sync.GroupAssignment = append(sync.GroupAssignment, ga)
+	sresp := issue(t, cl, sync)
+	wantCode(t, "SyncGroup", sresp.ErrorCode, nil)
+	var got kmsg.ConsumerMemberAssignment
+	if err := got.ReadFrom(sresp.MemberAssignment); err != nil || len(got.Topics) != 1 || !slices.Equal(got.Topics[0].Partitions, partitions) {
+		t.Fatalf("SyncGroup: assignment %+v (%v), want %s %v", got, err, topic, partitions)
+	}
+	return m
+}
+
+func (m rawMember) syncRequest(memberID string, gen int32) *kmsg.SyncGroupRequest {
+	req := kmsg.NewPtrSyncGroupRequest()
+	req.Group, req.MemberID, req.Generation = m.group, memberID, gen
+	req.ProtocolType, req.Protocol = kmsg.StringPtr("consumer"), kmsg.StringPtr("range")
+	return req
+}
+
+func (m rawMember) heartbeat(memberID string, gen int32) *kmsg.HeartbeatRequest {
+	req := kmsg.NewPtrHeartbeatRequest()
+	req.Group, req.MemberID, req.Generation = m.group, memberID, gen
+	return req
+}
+
+// commit is an OffsetCommit of one offset per partition in offsets.
+func (m rawMember) commit(memberID string, gen int32, topic string, offsets map[int32]int64) *kmsg.OffsetCommitRequest {
+	req := kmsg.NewPtrOffsetCommitRequest()
+	req.Group, req.MemberID, req.Generation = m.group, memberID, gen
+	rt := kmsg.NewOffsetCommitRequestTopic()
+	rt.Topic = topic
+	for _, p := range sortedKeys(offsets) {
+		rp := kmsg.NewOffsetCommitRequestTopicPartition()
+		rp.Partition, rp.Offset = p, offsets[p]
+		rp.Metadata = kmsg.StringPtr("raw")
+		rt.Partitions = append(rt.Partitions, rp)
+	}
+	req.Topics = append(req.Topics, rt)
+	return req
+}
+
+// commitCodes returns the error code of every partition in an OffsetCommit
+// response, by partition.
+func commitCodes(t *testing.T, resp *kmsg.OffsetCommitResponse, topic string) map[int32]int16 {
+	t.Helper()
+	out := make(map[int32]int16)
+	for _, rt := range resp.Topics {
+		if rt.Topic != topic {
+			t.Fatalf("OffsetCommit response for topic %q, asked about %q", rt.Topic, topic)
+		}
+		for _, rp := range rt.Partitions {
+			out[rp.Partition] = rp.ErrorCode
+		}
+	}
+	return out
+}
+
+// rawOffsetFetch asks for group's committed offsets of the given partitions
+// of topic and returns offset and error code by partition, whichever
+// OffsetFetch version (grouped v8 or not) was used.
+func rawOffsetFetch(t *testing.T, cl *kgo.Client, group, topic string, partitions ...int32) map[int32][2]int64 {
+	t.Helper()
+	req := kmsg.NewPtrOffsetFetchRequest()
+	req.Group = group
+	rt := kmsg.NewOffsetFetchRequestTopic()
+	rt.Topic, rt.Partitions = topic, partitions
+	req.Topics = append(req.Topics, rt)
+	resp := issue(t, cl, req)
+	out := make(map[int32][2]int64)
+	add := func(p int32, off int64, code int16) { out[p] = [2]int64{off, int64(code)} }
+	if len(resp.Groups) > 0 {
+		g := resp.Groups[0]
+		wantCode(t, "OffsetFetch group "+group, g.ErrorCode, nil)
+		for _, t := range g.Topics {
+			for _, p := range t.Partitions {
+				add(p.Partition, p.Offset, p.ErrorCode)
+			}
+		}
+		return out
+	}
+	wantCode(t, "OffsetFetch group "+group, resp.ErrorCode, nil)
+	for _, t := range resp.Topics {
+		for _, p := range t.Partitions {
+			add(p.Partition, p.Offset, p.ErrorCode)
+		}
+	}
+	return out
+}
+
+// TestGroupBadRequests sends the coordinator requests it must refuse, with
+// raw kmsg requests next to one member joined by hand, checks each error
+// code, and checks that none of them changed the group or its offsets.
+func TestGroupBadRequests(t *testing.T) {
+	addr := startGroupBroker(t)
+	cl := rawGroupClient(t, addr)
+	adm := kadm.NewClient(cl)
+	topic := newTopic(t, addr, "group-bad", 2)
+	group := newGroupName("bad")
+	// Long enough never to expire during the test without heartbeats.
+	m := joinRawMember(t, cl, group, topic, []int32{0, 1}, 60_000)
+	resp := issue(t, cl, m.commit(m.id, m.gen, topic, map[int32]int64{0: 5}))
+	for p, code := range commitCodes(t, resp, topic) {
+		wantCode(t, fmt.Sprintf("OffsetCommit of partition %d by the member", p), code, nil)
+	}
+	wantOffsets := map[int32][2]int64{0: {5, 0}, 1: {-1, 0}}
+	if got := rawOffsetFetch(t, cl, group, topic, 0, 1); !maps.Equal(got, wantOffsets) {
+		t.Fatalf("offsets after the first commit: %v, want %v ({offset, error code} by partition)", got, wantOffsets)
+	}
+	const bogus = "no-such-member"
+
+	t.Run("heartbeat", func(t *testing.T) {
+		wantCode(t, "Heartbeat by the member", issue(t, cl, m.heartbeat(m.id, m.gen)).ErrorCode, nil)
+		wantCode(t, "Heartbeat by an unknown member", issue(t, cl, m.heartbeat(bogus, m.gen)).ErrorCode, kerr.UnknownMemberID)
+		wantCode(t, "Heartbeat with a stale generation", issue(t, cl, m.heartbeat(m.id, m.gen-1)).ErrorCode, kerr.IllegalGeneration)
+		wantCode(t, "Heartbeat with a future generation", issue(t, cl, m.heartbeat(m.id, m.gen+1)).ErrorCode, kerr.IllegalGeneration)
+	})
+	t.Run("sync", func(t *testing.T) {
+		wantCode(t, "SyncGroup by an unknown member", issue(t, cl, m.syncRequest(bogus, m.gen)).ErrorCode, kerr.UnknownMemberID)
+		wantCode(t, "SyncGroup with a stale generation", issue(t, cl, m.syncRequest(m.id, m.gen-1)).ErrorCode, kerr.IllegalGeneration)
+	})
+	t.Run("commit", func(t *testing.T) {
+		for _, tc := range []struct {
+			name   string
+			member string
+			gen    int32
+			topic  string
+			p      int32
+			want   *kerr.Error
+		}{
+			{"unknown member", bogus, m.gen, topic, 0, kerr.UnknownMemberID},
+			{"stale generation", m.id, m.gen - 1, topic, 0, kerr.IllegalGeneration},
+			{"unknown topic", m.id, m.gen, "no-such-topic", 0, kerr.UnknownTopicOrPartition},
+			{"unknown partition", m.id, m.gen, topic, 7, kerr.UnknownTopicOrPartition},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				resp := issue(t, cl, m.commit(tc.member, tc.gen, tc.topic, map[int32]int64{tc.p: 99}))
+				codes := commitCodes(t, resp, tc.topic)
+				if len(codes) != 1 {
+					t.Fatalf("OffsetCommit response partitions %v, want just %d", codes, tc.p)
+				}
+				wantCode(t, "OffsetCommit by "+tc.name, codes[tc.p], tc.want)
+			})
+		}
+	})
+	t.Run("join", func(t *testing.T) {
+		t.Run("inconsistent protocol type", func(t *testing.T) {
+			req := joinRequest(group, "", topic, 30_000)
+			req.ProtocolType = "connect"
+			wantCode(t, "JoinGroup with protocol type connect into a consumer group",
+				issue(t, cl, req).ErrorCode, kerr.InconsistentGroupProtocol)
+		})
+		t.Run("no common protocol", func(t *testing.T) {
+			req := joinRequest(group, "", topic, 30_000)
+			req.Protocols[0].Name = "roundrobin"
+			wantCode(t, "JoinGroup with only roundrobin into a range group",
+				issue(t, cl, req).ErrorCode, kerr.InconsistentGroupProtocol)
+		})
+		t.Run("empty group id", func(t *testing.T) {
+			wantCode(t, "JoinGroup with an empty group id",
+				issue(t, cl, joinRequest("", "", topic, 30_000)).ErrorCode, kerr.InvalidGroupID)
+		})
+	})
+	t.Run("leave unknown member", func(t *testing.T) {
+		req := kmsg.NewPtrLeaveGroupRequest()
+		req.Group = group
+		lm := kmsg.NewLeaveGroupRequestMember()
+		lm.MemberID = bogus
+		req.Members = append(req.Members, lm)
+		resp := issue(t, cl, req)
+		if len(resp.Members) == 1 && resp.ErrorCode == 0 {
+			wantCode(t, "LeaveGroup of an unknown member (member error)", resp.Members[0].ErrorCode, kerr.UnknownMemberID)
+		} else {
+			wantCode(t, "LeaveGroup of an unknown member", resp.ErrorCode, kerr.UnknownMemberID)
+		}
+	})
+	t.Run("delete groups", func(t *testing.T) {
+		req := kmsg.NewPtrDeleteGroupsRequest()
+		req.Groups = []string{group, "no-such-group"}
+		resp := issue(t, cl, req)
+		codes := make(map[string]int16)
+		for _, g := range resp.Groups {
+			codes[g.Group] = g.ErrorCode
+		}
+		if len(codes) != 2 {
+			t.Fatalf("DeleteGroups answered for %v, want both groups", codes)
+		}
+		wantCode(t, "DeleteGroups of a group with a member", codes[group], kerr.NonEmptyGroup)
+		wantCode(t, "DeleteGroups of an unknown group", codes["no-such-group"], kerr.GroupIDNotFound)
+	})
+	t.Run("describe unknown group", func(t *testing.T) {
+		req := kmsg.NewPtrDescribeGroupsRequest()
+		req.Groups = []string{"no-such-group"}
+		resp := issue(t, cl, req)
+		if len(resp.Groups) != 1 {
+			t.Fatalf("DescribeGroups: %d groups, want 1", len(resp.Groups))
+		}
+		g := resp.Groups[0]
+		wantCode(t, "DescribeGroups of an unknown group (v0-5)", g.ErrorCode, nil)
+		if g.State != "Dead" || len(g.Members) != 0 {
+			t.Fatalf("DescribeGroups of an unknown group: state %q with %d members, want Dead with none", g.State, len(g.Members))
+		}
+	})
+	t.Run("fetch offsets without commits", func(t *testing.T) {
+		want := map[int32][2]int64{0: {-1, 0}, 1: {-1, 0}}
+		// A group with a member that never committed.
+		g := newGroupName("never-committed")
+		joinRawMember(t, cl, g, topic, []int32{0, 1}, 60_000)
+		if got := rawOffsetFetch(t, cl, g, topic, 0, 1); !maps.Equal(got, want) {
+			t.Fatalf("OffsetFetch of %s: %v, want %v ({offset, error code} by partition)", g, got, want)
+		}
+		t.Run("unknown group", func(t *testing.T) {
+			skipIfKfake(t, "kfake answers OffsetFetch for a group it does not know with GROUP_ID_NOT_FOUND; Kafka answers -1 offsets and no error")
+			if got := rawOffsetFetch(t, cl, "no-such-group", topic, 0, 1); !maps.Equal(got, want) {
+				t.Fatalf("OffsetFetch of an unknown group: %v, want %v ({offset, error code} by partition)", got, want)
+			}
+		})
+	})
+
+	t.Run("state unchanged", func(t *testing.T) {
+		if got := rawOffsetFetch(t, cl, group, topic, 0, 1); !maps.Equal(got, wantOffsets) {
+			t.Fatalf("offsets after the bad requests: %v, want still %v", got, wantOffsets)
+		}
+		g := describeGroup(t, adm, group)
+		if g.State != "Stable" || len(g.Members) != 1 || g.Members[0].MemberID != m.id || g.Protocol != "range" || g.ProtocolType != "consumer" {
+			t.Fatalf("group after the bad requests: %s (type %q), want Stable with just %s on range", memberSummary(g), g.ProtocolType, m.id)
+		}
+		wantCode(t, "Heartbeat by the member after the bad requests", issue(t, cl, m.heartbeat(m.id, m.gen)).ErrorCode, nil)
+	})
+}
+
+// TestGroupJoinMemberIDRequired checks KIP-394: JoinGroup v4+ with an empty
+// member id is answered MEMBER_ID_REQUIRED with a member id to join with
+// (which then works), while v0-3 clients, which predate it, join at once.
+func TestGroupJoinMemberIDRequired(t *testing.T) {
+	addr := startGroupBroker(t)
+	topic := newTopic(t, addr, "group-kip394", 1)
+
+	t.Run("v4+", func(t *testing.T) {
+		cl := rawGroupClient(t, addr)
+		group := newGroupName("kip394")
+		req := joinRequest(group, "", topic, 30_000)
+		resp := issue(t, cl, req)
+		if resp.Version < 4 {
+			t.Fatalf("JoinGroup went out as v%d, want v4+", resp.Version)
+		}
+		wantCode(t, "JoinGroup v4+ with an empty member id", resp.ErrorCode, kerr.MemberIDRequired)
+		if resp.MemberID == "" {
+			t.Fatal("MEMBER_ID_REQUIRED without a member id to join with")
+		}
+		req.MemberID = resp.MemberID
+		resp2 := issue(t, cl, req)
+		wantCode(t, "JoinGroup with the member id given", resp2.ErrorCode, nil)
+		if resp2.MemberID != resp.MemberID || resp2.LeaderID != resp.MemberID || resp2.Generation < 1 {
+			t.Fatalf("JoinGroup with member id %s: member %s, leader %s, generation %d; want the same member, leading, generation >= 1",
+				resp.MemberID, resp2.MemberID, resp2.LeaderID, resp2.Generation)
+		}
+	})
+	t.Run("v3", func(t *testing.T) {
+		v := groupAPIVersions()
+		v.SetMaxKeyVersion(kmsg.JoinGroup.Int16(), 3)
+		cl := newClient(t, addr, kgo.MaxVersions(v))
+		group := newGroupName("kip394-v3")
+		resp := issue(t, cl, joinRequest(group, "", topic, 30_000))
+		if resp.Version != 3 {
+			t.Fatalf("JoinGroup went out as v%d, want v3", resp.Version)
+		}
+		wantCode(t, "JoinGroup v3 with an empty member id", resp.ErrorCode, nil)
+		if resp.MemberID == "" || resp.LeaderID != resp.MemberID {
+			t.Fatalf("JoinGroup v3: member %q, leader %q; want a new member id, leading", resp.MemberID, resp.LeaderID)
+		}
+	})
+}
+
+// TestGroupSessionTimeoutExpelsMember joins a member by hand with a 6 s
+// session timeout (Kafka's group.min.session.timeout.ms) and never
+// heartbeats: the coordinator must drop it, leaving the group Empty, within
+// a bounded time. Its committed offset stays.
+func TestGroupSessionTimeoutExpelsMember(t *testing.T) {
+	t.Parallel() // mostly waiting out the session timeout
+	addr := startGroupBroker(t)
+	cl := rawGroupClient(t, addr)
+	adm := kadm.NewClient(cl)
+	topic := newTopic(t, addr, "group-expire", 1)
+	group := newGroupName("expire")
+	const sessionMs = 6000
+	start := time.Now()
+	m := joinRawMember(t, cl, group, topic, []int32{0}, sessionMs)
+	codes := commitCodes(t, issue(t, cl, m.commit(m.id, m.gen, topic, map[int32]int64{0: 3})), topic)
+	wantCode(t, "OffsetCommit by the member", codes[0], nil)
+	if g := describeGroup(t, adm, group); g.State != "Stable" || len(g.Members) != 1 {
+		t.Fatalf("after joining: %s, want Stable with the member", memberSummary(g))
+	}
+	waitFor(t, 4*sessionMs*time.Millisecond, "the coordinator to expel a member that never heartbeats", func() (bool, string) {
+		g := describeGroup(t, adm, group)
+		return len(g.Members) == 0 && g.State == "Empty", memberSummary(g)
+	})
+	if took := time.Since(start); took < sessionMs*time.Millisecond {
+		t.Fatalf("member expelled after %s, before its session timeout of %d ms", took, sessionMs)
+	}
+	wantCode(t, "Heartbeat by the expelled member", issue(t, cl, m.heartbeat(m.id, m.gen)).ErrorCode, kerr.UnknownMemberID)
+	if got := committedOffsets(t, adm, group, topic); !maps.Equal(got, map[int32]int64{0: 3}) {
+		t.Fatalf("offsets after the member expired: %v, want {0: 3}", got)
+	}
+}
+
+// TestGroupConsumerOffsetsTopicInternal checks that once a group has
+// committed, Metadata lists __consumer_offsets with IsInternal set, as
+// Kafka does and as tools (and kafka-python's list_topics filters) expect.
+func TestGroupConsumerOffsetsTopicInternal(t *testing.T) {
+	skipIfKfake(t, "kfake keeps offsets in memory and lists no __consumer_offsets topic")
+	addr := startGroupBroker(t)
+	cl := rawGroupClient(t, addr)
+	adm := kadm.NewClient(cl)
+	topic := newTopic(t, addr, "group-internal", 1)
+	group := newGroupName("internal")
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	var os kadm.Offsets
+	os.Add(kadm.Offset{Topic: topic, Partition: 0, At: 0, LeaderEpoch: -1})
+	resp, err := adm.CommitOffsets(ctx, group, os)
+	if err == nil {
+		err = resp.Error()
+	}
+	if err != nil {
+		t.Fatalf("commit offsets of an empty group: %v", err)
+	}
+	req := kmsg.NewPtrMetadataRequest() // Topics nil: all topics
+	mresp := issue(t, cl, req)
+	for _, mt := range mresp.Topics {
+		if mt.Topic != nil && *mt.Topic == "__consumer_offsets" {
+			wantCode(t, "Metadata of __consumer_offsets", mt.ErrorCode, nil)
+			if !mt.IsInternal {
+				t.Fatal("__consumer_offsets is listed with IsInternal false")
+			}
+			if len(mt.Partitions) == 0 {
+				t.Fatal("__consumer_offsets is listed with no partitions")
+			}
+			return
+		}
+	}
+	t.Fatalf("Metadata for all topics (v%d) does not list __consumer_offsets after a commit", mresp.Version)
 }
