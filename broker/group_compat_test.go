@@ -419,6 +419,13 @@ func filterRecs(rs []rec, keep func(rec) bool) []rec {
 	return out
 }
 
+// plainClient is a franz-go client that produces uncompressed batches:
+// franz-go defaults to snappy, which Debian's kafka-python cannot read.
+func plainClient(t *testing.T, addr string) *kgo.Client {
+	t.Helper()
+	return newClient(t, addr, kgo.ProducerBatchCompression(kgo.NoCompression()))
+}
+
 // pyGroupSuite checks a Python client's group consumer: auto commit,
 // manual commits, auto.offset.reset latest and seeking after assignment.
 func pyGroupSuite(t *testing.T, addr, script string) {
@@ -428,7 +435,7 @@ func pyGroupSuite(t *testing.T, addr, script string) {
 	t.Run("auto commit", func(t *testing.T) {
 		topic := newTopic(t, addr, "py-group-auto", partitions)
 		group := newGroupName("py-auto")
-		cl := newClient(t, addr)
+		cl := plainClient(t, addr)
 		adm := kadm.NewClient(cl)
 		want := produceGroupRecords(t, cl, topic, partitions, 0, n)
 		res := pyGroupScript(t, script, addr, topic, group, "auto", "earliest", 0, "-")
@@ -447,7 +454,7 @@ func pyGroupSuite(t *testing.T, addr, script string) {
 	t.Run("manual commit", func(t *testing.T) {
 		topic := newTopic(t, addr, "py-group-manual", partitions)
 		group := newGroupName("py-manual")
-		cl := newClient(t, addr)
+		cl := plainClient(t, addr)
 		adm := kadm.NewClient(cl)
 		want := produceGroupRecords(t, cl, topic, partitions, 0, n)
 		// Commit every partition's last message, then partition 0 back at 7.
@@ -472,7 +479,7 @@ func pyGroupSuite(t *testing.T, addr, script string) {
 	t.Run("offset reset latest", func(t *testing.T) {
 		topic := newTopic(t, addr, "py-group-latest", partitions)
 		group := newGroupName("py-latest")
-		cl := newClient(t, addr)
+		cl := plainClient(t, addr)
 		produceGroupRecords(t, cl, topic, partitions, 0, n)
 		const more = 4
 		p := startPyGroup(t, script, addr, topic, group, "count", "latest", partitions*more, "-")
@@ -487,7 +494,7 @@ func pyGroupSuite(t *testing.T, addr, script string) {
 	t.Run("seek after assignment", func(t *testing.T) {
 		topic := newTopic(t, addr, "py-group-seek", partitions)
 		group := newGroupName("py-seek")
-		cl := newClient(t, addr)
+		cl := plainClient(t, addr)
 		want := produceGroupRecords(t, cl, topic, partitions, 0, n)
 		res := pyGroupScript(t, script, addr, topic, group, "seek", "latest", 0, "1=12,2=0")
 		if len(res.beforeReady)+len(res.afterReady) > 0 {
