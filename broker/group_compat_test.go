@@ -518,4 +518,3 @@ func TestKafkaPythonGroupConsumer(t *testing.T) {
 	requireClient(t, "kafka-python", probePythonModule("kafka"))
 	pyGroupSuite(t, startGroupBroker(t), kafkaPythonGroupScript)
 }
-
