@@ -10,43 +10,15 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/sluicehq/sluice/broker/brokertest"
 )
 
-// startGroupBroker starts the broker the consumer-group tests run against
+// startGroupBroker starts an in-process broker for the consumer-group tests
 // and returns the address clients dial. The broker is stopped when t ends.
-//
-// Until the group coordinator lands this is franz-go's kfake, and opts are
-// ignored. When it lands, the body becomes
-//
-//	return brokertest.Start(t, opts...).Addr()
-//
-// and groupBrokerIsKfake becomes false.
 func startGroupBroker(t *testing.T, opts ...brokertest.Option) (addr string) {
 	t.Helper()
-	_ = opts // ignored while this is kfake
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation())
-	if err != nil {
-		t.Fatalf("start kfake: %v", err)
-	}
-	t.Cleanup(c.Close)
-	return c.ListenAddrs()[0]
-}
-
-// groupBrokerIsKfake reports that startGroupBroker runs kfake, not our
-// broker. Checks of Kafka behaviour that kfake does not share call
-// skipIfKfake, so they run once the switch is made.
-const groupBrokerIsKfake = true
-
-// skipIfKfake skips t while startGroupBroker runs kfake, naming how kfake
-// differs from Kafka. The test body is written for Kafka's behaviour.
-func skipIfKfake(t *testing.T, differs string) {
-	t.Helper()
-	if groupBrokerIsKfake {
-		t.Skipf("kfake differs from Kafka here: %s; this checks Kafka's behaviour and runs against our broker", differs)
-	}
+	return brokertest.Start(t, opts...).Addr()
 }
 
 // groupSeq makes group names unique within the test binary.

@@ -820,7 +820,6 @@ func TestGroupBadRequests(t *testing.T) {
 			t.Fatalf("OffsetFetch of %s: %v, want %v ({offset, error code} by partition)", g, got, want)
 		}
 		t.Run("unknown group", func(t *testing.T) {
-			skipIfKfake(t, "kfake answers OffsetFetch for a group it does not know with GROUP_ID_NOT_FOUND; Kafka answers -1 offsets and no error")
 			if got := rawOffsetFetch(t, cl, "no-such-group", topic, 0, 1); !maps.Equal(got, want) {
 				t.Fatalf("OffsetFetch of an unknown group: %v, want %v ({offset, error code} by partition)", got, want)
 			}
@@ -918,7 +917,6 @@ func TestGroupSessionTimeoutExpelsMember(t *testing.T) {
 // committed, Metadata lists __consumer_offsets with IsInternal set, as
 // Kafka does and as tools (and kafka-python's list_topics filters) expect.
 func TestGroupConsumerOffsetsTopicInternal(t *testing.T) {
-	skipIfKfake(t, "kfake keeps offsets in memory and lists no __consumer_offsets topic")
 	addr := startGroupBroker(t)
 	cl := rawGroupClient(t, addr)
 	adm := kadm.NewClient(cl)
@@ -1066,10 +1064,6 @@ func TestGroupStaticMemberRestart(t *testing.T) {
 // a new member of the group resumes exactly from them: nothing old again,
 // nothing lost, including records produced after the restart.
 func TestGroupOffsetsSurviveRestart(t *testing.T) {
-	// Needs our broker's group coordinator (offsets in __consumer_offsets):
-	// kfake cannot restart on a brokertest data directory.
-	t.Skip("needs the group coordinator")
-
 	dir := t.TempDir()
 	b := brokertest.Start(t, brokertest.DataDir(dir))
 	addr := b.Addr()

@@ -408,6 +408,16 @@ func (g *group) fillJoinLocked(r *kmsg.JoinGroupResponse, m *member) {
 	}
 }
 
+// fencedLocked reports whether a request names a static instance that now
+// belongs to another member id (Kafka checks this before anything else).
+func (g *group) fencedLocked(instanceID *string, memberID string) bool {
+	if instanceID == nil {
+		return false
+	}
+	id, ok := g.instances[*instanceID]
+	return ok && id != memberID
+}
+
 func sameProtocols(a, b []protocol) bool {
 	return slices.EqualFunc(a, b, func(x, y protocol) bool { return x.name == y.name && bytes.Equal(x.metadata, y.metadata) })
 }
@@ -497,6 +507,9 @@ func (c *Coordinator) Join(req *kmsg.JoinGroupRequest, clientID, clientHost stri
 		}
 		m = g.addMemberLocked(id, req, protos, clientID, clientHost)
 	default:
+		if isStatic && g.fencedLocked(req.InstanceID, req.MemberID) {
+			return fail(kerr.FencedInstanceID.Code)
+		}
 		m = g.members[req.MemberID]
 		if m == nil {
 			if _, ok := g.pending[req.MemberID]; !ok {
@@ -505,9 +518,6 @@ func (c *Coordinator) Join(req *kmsg.JoinGroupRequest, clientID, clientHost stri
 			delete(g.pending, req.MemberID)
 			m = g.addMemberLocked(req.MemberID, req, protos, clientID, clientHost)
 			break
-		}
-		if isStatic && g.instances[*req.InstanceID] != m.id {
-			return fail(kerr.FencedInstanceID.Code)
 		}
 		changed := !sameProtocols(m.protocols, protos)
 		g.updateMemberLocked(m, req, protos, clientID, clientHost)
@@ -601,10 +611,10 @@ func (c *Coordinator) Sync(req *kmsg.SyncGroupRequest) (kmsg.Response, func(cont
 	switch {
 	case g.dead:
 		return fail(kerr.CoordinatorNotAvailable.Code)
+	case g.fencedLocked(req.InstanceID, req.MemberID):
+		return fail(kerr.FencedInstanceID.Code)
 	case m == nil:
 		return fail(kerr.UnknownMemberID.Code)
-	case req.InstanceID != nil && req.GetVersion() >= 3 && g.instances[*req.InstanceID] != m.id:
-		return fail(kerr.FencedInstanceID.Code)
 	case req.Generation != g.generation:
 		return fail(kerr.IllegalGeneration.Code)
 	case req.ProtocolType != nil && *req.ProtocolType != g.protocolType,
@@ -686,10 +696,10 @@ func (c *Coordinator) Heartbeat(req *kmsg.HeartbeatRequest) kmsg.Response {
 	switch {
 	case g.dead:
 		r.ErrorCode = kerr.CoordinatorNotAvailable.Code
+	case g.fencedLocked(req.InstanceID, req.MemberID):
+		r.ErrorCode = kerr.FencedInstanceID.Code
 	case m == nil:
 		r.ErrorCode = kerr.UnknownMemberID.Code
-	case req.InstanceID != nil && g.instances[*req.InstanceID] != m.id:
-		r.ErrorCode = kerr.FencedInstanceID.Code
 	case req.Generation != g.generation:
 		r.ErrorCode = kerr.IllegalGeneration.Code
 	case g.state == PreparingRebalance:

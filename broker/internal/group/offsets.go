@@ -165,10 +165,10 @@ func (g *group) commitAllowedLocked(req *kmsg.OffsetCommitRequest) int16 {
 	}
 	m := g.members[req.MemberID]
 	switch {
+	case g.fencedLocked(req.InstanceID, req.MemberID):
+		return kerr.FencedInstanceID.Code
 	case m == nil:
 		return kerr.UnknownMemberID.Code
-	case req.InstanceID != nil && g.instances[*req.InstanceID] != m.id:
-		return kerr.FencedInstanceID.Code
 	case req.Generation != g.generation:
 		return kerr.IllegalGeneration.Code
 	case g.state == CompletingRebalance:

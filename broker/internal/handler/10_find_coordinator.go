@@ -13,10 +13,6 @@ func (h *Handler) findCoordinator(req *kmsg.FindCoordinatorRequest) kmsg.Respons
 	answer := func(key string) (int16, *string) {
 		switch req.CoordinatorType {
 		case 0: // group
-			if key == "" {
-				msg := "the group id is empty"
-				return kerr.InvalidGroupID.Code, &msg
-			}
 			// Kafka creates the offsets topic when a coordinator is first
 			// looked up.
 			if err := h.offsets.Ensure(); err != nil {
