@@ -296,6 +296,11 @@ func (l *Log) Append(batch []byte) (AppendResult, error) {
 	if err != nil {
 		return AppendResult{}, err
 	}
+	if cfg.Compact && !h.IsControl() {
+		if err := checkKeys(batch, cfg.decompressBound()); err != nil {
+			return AppendResult{}, err
+		}
+	}
 	n := int64(len(batch))
 
 	l.appendMu.Lock()
@@ -314,7 +319,7 @@ func (l *Log) Append(batch []byte) (AppendResult, error) {
 	s := l.mu.segs[len(l.mu.segs)-1]
 	base := s.next
 	if s.size > 0 && (s.size+n > cfg.SegmentBytes ||
-		s.waitedMs(h.MaxTimestamp, nowMs) > cfg.SegmentMs ||
+		s.waitedMs(h.MaxTimestamp, nowMs) > cfg.rollMs() ||
 		base+int64(h.LastOffsetDelta)-s.base > maxRelOffset) {
 		if s, err = l.rollLocked(nowMs); err != nil {
 			return AppendResult{}, err
@@ -345,6 +350,30 @@ func (l *Log) Append(batch []byte) (AppendResult, error) {
 }
 
 const maxRelOffset = 1<<32 - 1
+
+// checkKeys rejects a batch for a compacted topic holding a record with a
+// null key, as Kafka does (INVALID_RECORD): the cleaner could never
+// compact it. It walks the records a second time after Validate; compacted
+// topics are rarely hot enough for that to matter.
+func checkKeys(batch []byte, bound int) error {
+	bad := -1
+	i := 0
+	err := records.Records(batch, nil, bound, func(r records.Record) bool {
+		if r.KeyNull {
+			bad = i
+			return false
+		}
+		i++
+		return true
+	})
+	if err != nil {
+		return err
+	}
+	if bad >= 0 {
+		return fmt.Errorf("%w: record %d has a null key, which a compacted topic (cleanup.policy=compact) does not accept", ErrInvalidRecord, bad)
+	}
+	return nil
+}
 
 // waitedMs is how old the segment is for segment.ms, like Kafka: the
 // incoming batch's timestamp minus the first batch's, or the time since the
