@@ -33,6 +33,10 @@ type Log struct {
 	adminMu sync.Mutex
 	// appendMu serialises Append, rolls and Close.
 	appendMu sync.Mutex
+	// cleanMu serialises Clean passes; it comes before adminMu.
+	cleanMu sync.Mutex
+	// closing is set by Close so that a running Clean stops early.
+	closing atomic.Bool
 
 	mu struct {
 		sync.RWMutex
@@ -40,6 +44,9 @@ type Log struct {
 		segs   []*segment // ascending base offsets; the last is active
 		start  int64      // log start offset
 		size   int64      // total bytes of all segments
+		// firstDirty is the cleaner checkpoint: where the part of the
+		// log not yet compacted against starts (see clean.go).
+		firstDirty int64
 	}
 
 	syncer struct {
@@ -104,6 +111,20 @@ func (l *Log) load(cfg *Config) error {
 	entries, err := l.fs.ReadDir(l.dir)
 	if err != nil {
 		return fmt.Errorf("broker/log: %w", err)
+	}
+	var swaps []string
+	for _, e := range entries {
+		if name := e.Name(); !e.IsDir() && strings.HasSuffix(name, logSuffix+swapSuffix) {
+			swaps = append(swaps, name)
+		}
+	}
+	if len(swaps) > 0 {
+		if err := l.completeSwaps(swaps, cfg.IndexIntervalBytes); err != nil {
+			return err
+		}
+		if entries, err = l.fs.ReadDir(l.dir); err != nil {
+			return fmt.Errorf("broker/log: %w", err)
+		}
 	}
 	var bases []int64
 	indexFiles := map[string]bool{}
@@ -223,6 +244,9 @@ func (l *Log) load(cfg *Config) error {
 	if ck, ok := l.readCheckpoint(); ok {
 		l.checkpointed = ck
 		l.mu.start = max(l.mu.start, ck)
+	}
+	if ck, ok := l.readOffsetFile(cleanerCheckpointName); ok {
+		l.mu.firstDirty = ck
 	}
 	if end := active.next; l.mu.start > end {
 		l.logger.Warn("broker/log: log start offset past the end; clamping", "dir", l.dir,
@@ -457,6 +481,7 @@ func (l *Log) Close() error {
 	if closed {
 		return nil
 	}
+	l.closing.Store(true)
 	syncErr := l.Sync(l.EndOffset())
 	l.mu.Lock()
 	l.mu.closed = true
