@@ -628,9 +628,10 @@ func TestCleanCrash(t *testing.T) {
 	for _, tc := range []struct {
 		name         string
 		segmentBytes int64
+		batches      int
 	}{
-		{"one group", 1 << 20}, // one closed segment: the clean is one group
-		{"many groups", 2048},
+		{"one group", 1 << 20, 200}, // one closed segment: the clean is one group
+		{"many groups", 2048, 80},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			clk := newClock(1_000_000)
@@ -638,7 +639,7 @@ func TestCleanCrash(t *testing.T) {
 			cfg.SegmentBytes = tc.segmentBytes
 			template := filepath.Join(t.TempDir(), "template")
 			l := open(t, template, cfg, withClock(clk))
-			appendRandom(t, l, rand.New(rand.NewPCG(6, 6)), clk, 200, 15)
+			appendRandom(t, l, rand.New(rand.NewPCG(6, 6)), clk, tc.batches, 15)
 			if tc.segmentBytes > 2048 {
 				c := cfg
 				c.SegmentBytes = 100 // roll once
