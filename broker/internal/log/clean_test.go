@@ -152,11 +152,10 @@ func checkReadable(t testing.TB, l *log.Log, want []rec) {
 	}
 }
 
-func activeBase(t testing.TB, l *log.Log, all []rec) int64 {
+// activeBase returns the active segment's base offset: the last segment
+// file's name.
+func activeBase(t testing.TB, l *log.Log, _ []rec) int64 {
 	t.Helper()
-	// The active segment is the last; its base is the start of the last
-	// run of offsets Clean may not touch. Find it through FirstDirty
-	// after a clean instead when needed; here via the directory.
 	names, _ := filepath.Glob(filepath.Join(l.Dir(), "*.log"))
 	slices.Sort(names)
 	var base int64
@@ -728,9 +727,8 @@ func TestCleanCrash(t *testing.T) {
 	}
 }
 
-// TestCleanRecordsIntact checks headers, keys, values and timestamps of a
-// compressed batch survive a rebuild, and that a LogAppendTime topic keeps
-// its timestamps.
+// TestCleanLogAppendTime checks that a LogAppendTime topic keeps its
+// records' timestamps through rebuilds.
 func TestCleanLogAppendTime(t *testing.T) {
 	clk := newClock(5_000_000)
 	cfg := compactConfig()
