@@ -14,6 +14,8 @@
 //	00000000000000004096.index
 //	00000000000000004096.timeindex
 //	log-start-offset                "1 <offset>\n", replaced atomically
+//	cleaner-offset-checkpoint       "1 <first dirty offset>\n", likewise
+//	                                (compacted topics only)
 //
 //	.log       +------------------+------------------+-----+
 //	           | batch (61 B hdr  | batch            | ... |   every batch whole,
@@ -41,8 +43,9 @@
 // end of the file) and rebuilt from the segment when it does not check out.
 // The last segment is always scanned batch by batch with CRCs verified, and
 // the log is cut at the first torn or corrupt batch; what was cut is logged
-// at Warn. Files ending in .tmp, .deleted, .cleaned or .swap are leftovers
-// and are removed on open.
+// at Warn. Files ending in .tmp, .deleted or .cleaned are leftovers and are
+// removed on open; a <base>.log.swap is a cleaner swap past its commit point
+// and is completed on open (see clean.go).
 //
 // The log start offset is max(first segment's base offset, the checkpoint).
 // The checkpoint is written (temp file, fsync, rename, fsync directory)
@@ -59,6 +62,13 @@
 // by reads already under way; their files close when the last reader is done.
 // See LOCKING.md for the lock order.
 //
-// Segment handling (segment.go) is kept apart from the log so that a
-// compacting cleaner can later rewrite closed segments and swap them in.
+// # Compaction
+//
+// For cleanup.policy=compact (Config.Compact), Clean rewrites the closed
+// segments keeping the latest record of each key at its original offset,
+// and swaps the cleaned segments in crash-safely; clean.go documents the
+// sections, the batch rules, tombstones, the seam for transactions and the
+// swap protocol. A compacted batch may have gaps in its offset deltas, and
+// may be empty (record count 0) to keep a producer's last sequence, as in
+// Kafka.
 package log

@@ -33,6 +33,10 @@ type Log struct {
 	adminMu sync.Mutex
 	// appendMu serialises Append, rolls and Close.
 	appendMu sync.Mutex
+	// cleanMu serialises Clean passes; it comes before adminMu.
+	cleanMu sync.Mutex
+	// closing is set by Close so that a running Clean stops early.
+	closing atomic.Bool
 
 	mu struct {
 		sync.RWMutex
@@ -40,6 +44,9 @@ type Log struct {
 		segs   []*segment // ascending base offsets; the last is active
 		start  int64      // log start offset
 		size   int64      // total bytes of all segments
+		// firstDirty is the cleaner checkpoint: where the part of the
+		// log not yet compacted against starts (see clean.go).
+		firstDirty int64
 	}
 
 	syncer struct {
@@ -104,6 +111,20 @@ func (l *Log) load(cfg *Config) error {
 	entries, err := l.fs.ReadDir(l.dir)
 	if err != nil {
 		return fmt.Errorf("broker/log: %w", err)
+	}
+	var swaps []string
+	for _, e := range entries {
+		if name := e.Name(); !e.IsDir() && strings.HasSuffix(name, logSuffix+swapSuffix) {
+			swaps = append(swaps, name)
+		}
+	}
+	if len(swaps) > 0 {
+		if err := l.completeSwaps(swaps, cfg.IndexIntervalBytes); err != nil {
+			return err
+		}
+		if entries, err = l.fs.ReadDir(l.dir); err != nil {
+			return fmt.Errorf("broker/log: %w", err)
+		}
 	}
 	var bases []int64
 	indexFiles := map[string]bool{}
@@ -224,6 +245,9 @@ func (l *Log) load(cfg *Config) error {
 		l.checkpointed = ck
 		l.mu.start = max(l.mu.start, ck)
 	}
+	if ck, ok := l.readOffsetFile(cleanerCheckpointName); ok {
+		l.mu.firstDirty = ck
+	}
 	if end := active.next; l.mu.start > end {
 		l.logger.Warn("broker/log: log start offset past the end; clamping", "dir", l.dir,
 			"start", l.mu.start, "end", end)
@@ -296,6 +320,11 @@ func (l *Log) Append(batch []byte) (AppendResult, error) {
 	if err != nil {
 		return AppendResult{}, err
 	}
+	if cfg.Compact && !h.IsControl() {
+		if err := checkKeys(batch, cfg.decompressBound()); err != nil {
+			return AppendResult{}, err
+		}
+	}
 	n := int64(len(batch))
 
 	l.appendMu.Lock()
@@ -314,7 +343,7 @@ func (l *Log) Append(batch []byte) (AppendResult, error) {
 	s := l.mu.segs[len(l.mu.segs)-1]
 	base := s.next
 	if s.size > 0 && (s.size+n > cfg.SegmentBytes ||
-		s.waitedMs(h.MaxTimestamp, nowMs) > cfg.SegmentMs ||
+		s.waitedMs(h.MaxTimestamp, nowMs) > cfg.rollMs() ||
 		base+int64(h.LastOffsetDelta)-s.base > maxRelOffset) {
 		if s, err = l.rollLocked(nowMs); err != nil {
 			return AppendResult{}, err
@@ -345,6 +374,30 @@ func (l *Log) Append(batch []byte) (AppendResult, error) {
 }
 
 const maxRelOffset = 1<<32 - 1
+
+// checkKeys rejects a batch for a compacted topic holding a record with a
+// null key, as Kafka does (INVALID_RECORD): the cleaner could never
+// compact it. It walks the records a second time after Validate; compacted
+// topics are rarely hot enough for that to matter.
+func checkKeys(batch []byte, bound int) error {
+	bad := -1
+	i := 0
+	err := records.Records(batch, nil, bound, func(r records.Record) bool {
+		if r.KeyNull {
+			bad = i
+			return false
+		}
+		i++
+		return true
+	})
+	if err != nil {
+		return err
+	}
+	if bad >= 0 {
+		return fmt.Errorf("%w: record %d has a null key, which a compacted topic (cleanup.policy=compact) does not accept", ErrInvalidRecord, bad)
+	}
+	return nil
+}
 
 // waitedMs is how old the segment is for segment.ms, like Kafka: the
 // incoming batch's timestamp minus the first batch's, or the time since the
@@ -428,6 +481,7 @@ func (l *Log) Close() error {
 	if closed {
 		return nil
 	}
+	l.closing.Store(true)
 	syncErr := l.Sync(l.EndOffset())
 	l.mu.Lock()
 	l.mu.closed = true

@@ -45,10 +45,12 @@ func (l *Log) DeleteRecords(before int64) (newStart int64, err error) {
 	return before, err
 }
 
-// EnforceRetention applies retention.ms and retention.bytes, deleting whole
-// segments from the oldest, and rolls the active segment first when it is
-// due by segment.ms or wholly expired by retention.ms (as Kafka does). It
-// returns how many segments it deleted.
+// EnforceRetention applies retention.ms and retention.bytes (unless
+// Config.NoDelete: cleanup.policy=compact), deleting whole segments from
+// the oldest, and rolls the active segment first when it is due by
+// segment.ms (capped by max.compaction.lag.ms for compacted topics) or
+// wholly expired by retention.ms (as Kafka does). It returns how many
+// segments it deleted.
 func (l *Log) EnforceRetention() (deleted int, err error) {
 	l.adminMu.Lock()
 	defer l.adminMu.Unlock()
@@ -64,9 +66,10 @@ func (l *Log) EnforceRetention() (deleted int, err error) {
 	}
 	active := l.mu.segs[len(l.mu.segs)-1]
 	l.mu.RUnlock()
+	retMs, retBytes := cfg.retentionMs(), cfg.retentionBytes()
 	if active.size > 0 &&
-		((cfg.RetentionMs >= 0 && active.maxTs < nowMs-cfg.RetentionMs) ||
-			active.waitedMs(nowMs, nowMs) > cfg.SegmentMs) {
+		((retMs >= 0 && active.maxTs < nowMs-retMs) ||
+			active.waitedMs(nowMs, nowMs) > cfg.rollMs()) {
 		if _, err := l.rollLocked(nowMs); err != nil {
 			l.appendMu.Unlock()
 			return 0, err
@@ -75,16 +78,16 @@ func (l *Log) EnforceRetention() (deleted int, err error) {
 	l.appendMu.Unlock()
 
 	l.mu.RLock()
-	excess := l.mu.size - cfg.RetentionBytes
+	excess := l.mu.size - retBytes
 	start := l.mu.start
 	l.mu.RUnlock()
 	return l.deleteSegments(func(s *segment, _ int64) bool {
 		switch {
 		case s.next <= start:
 			return true
-		case cfg.RetentionMs >= 0 && s.maxTs < nowMs-cfg.RetentionMs:
+		case retMs >= 0 && s.maxTs < nowMs-retMs:
 			return true
-		case cfg.RetentionBytes >= 0 && excess-s.size >= 0:
+		case retBytes >= 0 && excess-s.size >= 0:
 			excess -= s.size
 			return true
 		}
@@ -134,15 +137,25 @@ func (l *Log) deleteSegments(del func(s *segment, size int64) bool) (int, error)
 	return n, errors.Join(errs...)
 }
 
-// writeCheckpoint persists the log start offset: temp file, fsync, rename,
-// fsync the directory. The caller holds adminMu.
+// writeCheckpoint persists the log start offset. The caller holds adminMu.
 func (l *Log) writeCheckpoint(start int64) error {
-	tmp := l.path(checkpointName + ".tmp")
+	if err := l.writeOffsetFile(checkpointName, start); err != nil {
+		return err
+	}
+	l.checkpointed = start
+	return nil
+}
+
+// writeOffsetFile atomically replaces the file name in the partition
+// directory with "1 <off>\n": temp file, fsync, rename, fsync the
+// directory.
+func (l *Log) writeOffsetFile(name string, off int64) error {
+	tmp := l.path(name + ".tmp")
 	f, err := l.fs.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
-		return fmt.Errorf("broker/log: writing checkpoint: %w", err)
+		return fmt.Errorf("broker/log: writing %s: %w", name, err)
 	}
-	_, err = f.WriteAt([]byte("1 "+strconv.FormatInt(start, 10)+"\n"), 0)
+	_, err = f.WriteAt([]byte("1 "+strconv.FormatInt(off, 10)+"\n"), 0)
 	if err == nil {
 		err = f.Sync()
 	}
@@ -150,24 +163,26 @@ func (l *Log) writeCheckpoint(start int64) error {
 		err = cerr
 	}
 	if err == nil {
-		err = l.fs.Rename(tmp, l.path(checkpointName))
+		err = l.fs.Rename(tmp, l.path(name))
 	}
 	if err == nil {
 		err = l.fs.SyncDir(l.dir)
 	}
 	if err != nil {
-		return fmt.Errorf("broker/log: writing checkpoint: %w", err)
+		return fmt.Errorf("broker/log: writing %s: %w", name, err)
 	}
-	l.checkpointed = start
 	return nil
 }
 
 // readCheckpoint reads the persisted log start offset.
-func (l *Log) readCheckpoint() (int64, bool) {
-	b, err := readFile(l.fs, l.path(checkpointName), 64)
+func (l *Log) readCheckpoint() (int64, bool) { return l.readOffsetFile(checkpointName) }
+
+// readOffsetFile reads a file written by writeOffsetFile.
+func (l *Log) readOffsetFile(name string) (int64, bool) {
+	b, err := readFile(l.fs, l.path(name), 64)
 	if err != nil {
 		if !errors.Is(err, os.ErrNotExist) {
-			l.logger.Warn("broker/log: unreadable log start offset checkpoint", "dir", l.dir, "err", err)
+			l.logger.Warn("broker/log: unreadable offset checkpoint", "dir", l.dir, "file", name, "err", err)
 		}
 		return 0, false
 	}
@@ -175,7 +190,7 @@ func (l *Log) readCheckpoint() (int64, bool) {
 	s, ok2 := strings.CutSuffix(s, "\n")
 	n, err := strconv.ParseInt(s, 10, 64)
 	if !ok || !ok2 || err != nil || n < 0 {
-		l.logger.Warn("broker/log: ignoring corrupt log start offset checkpoint", "dir", l.dir, "content", string(b))
+		l.logger.Warn("broker/log: ignoring corrupt offset checkpoint", "dir", l.dir, "file", name, "content", string(b))
 		return 0, false
 	}
 	return n, true

@@ -1,43 +1,56 @@
-package records
+package records_test
 
 import (
 	"bytes"
 	"testing"
+
+	"github.com/sluicehq/sluice/broker/internal/records"
 )
 
-func TestAppendBatchValidates(t *testing.T) {
-	recs := []KV{{Key: []byte("k1"), Value: []byte("v1")}, {Key: []byte("k2"), Value: nil}, {Key: nil, Value: []byte{}}}
-	b := AppendBatch([]byte("prefix"), BatchSpec{Timestamp: 1234, ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1}, recs)
-	if !bytes.HasPrefix(b, []byte("prefix")) {
-		t.Fatal("prefix lost")
-	}
-	b = b[len("prefix"):]
-	h, err := Validate(b, 1<<20)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if h.NumRecords != 3 || h.MaxTimestamp != 1234 || h.ProducerID != -1 {
-		t.Fatalf("header %+v", h)
-	}
-	var got []KV
-	err = Records(b, nil, 1<<20, func(r Record) bool {
-		kv := KV{Key: r.Key, Value: r.Value}
-		if r.KeyNull {
-			kv.Key = nil
-		}
-		if r.ValueNull {
-			kv.Value = nil
-		}
-		got = append(got, kv)
-		return true
-	})
-	if err != nil || len(got) != 3 {
-		t.Fatalf("records %v: %v", got, err)
-	}
-	for i := range recs {
-		if !bytes.Equal(got[i].Key, recs[i].Key) || (got[i].Key == nil) != (recs[i].Key == nil) ||
-			!bytes.Equal(got[i].Value, recs[i].Value) || (got[i].Value == nil) != (recs[i].Value == nil) {
-			t.Fatalf("record %d: %+v, want %+v", i, got[i], recs[i])
-		}
+// TestRebuild re-encodes every batch of sampleBatch through AppendHeader,
+// AppendRecord and Compressor and checks the result validates and decodes
+// to the same records.
+func TestRebuild(t *testing.T) {
+	var c records.Compressor
+	for _, cd := range codecs {
+		t.Run(cd.name, func(t *testing.T) {
+			orig := sampleBatch(cd.codec).Encode()
+			h, err := records.Validate(orig, maxDecomp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var raw []byte
+			var want []records.Record
+			records.Records(orig, nil, maxDecomp, func(r records.Record) bool {
+				raw = records.AppendRecord(raw, &r, r.TimestampDelta)
+				r.Key, r.Value, r.RawHeaders = bytes.Clone(r.Key), bytes.Clone(r.Value), bytes.Clone(r.RawHeaders)
+				want = append(want, r)
+				return true
+			})
+			out := records.AppendHeader(nil, &h)
+			out, err = c.Compress(out, h.Compression(), raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			h.Length = int32(len(out) - 12)
+			out = records.AppendHeader(out[:0], &h)[:len(out)]
+			records.UpdateCRC(out)
+			if _, err := records.Validate(out, maxDecomp); err != nil {
+				t.Fatal(err)
+			}
+			i := 0
+			records.Records(out, nil, maxDecomp, func(r records.Record) bool {
+				w := want[i]
+				if r.OffsetDelta != w.OffsetDelta || r.TimestampDelta != w.TimestampDelta || !bytes.Equal(r.Key, w.Key) ||
+					r.KeyNull != w.KeyNull || !bytes.Equal(r.Value, w.Value) || !bytes.Equal(r.RawHeaders, w.RawHeaders) {
+					t.Fatalf("record %d: %+v, want %+v", i, r, w)
+				}
+				i++
+				return true
+			})
+			if i != len(want) {
+				t.Fatalf("%d records, want %d", i, len(want))
+			}
+		})
 	}
 }
