@@ -20,11 +20,13 @@
 package broker
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"net"
 	"runtime/pprof"
+	"slices"
 	"sync"
 	"time"
 
@@ -152,6 +154,7 @@ func (b *Broker) Run(ctx context.Context) error {
 	b.mu.Unlock()
 
 	b.goNamed("retention", b.retentionLoop)
+	b.goNamed("cleaner", b.cleanerLoop)
 	if b.cfg.Fsync == FsyncInterval {
 		b.goNamed("fsync", b.fsyncLoop)
 	}
@@ -226,6 +229,67 @@ func (b *Broker) retentionLoop(ctx context.Context) {
 			b.EnforceRetention()
 		}
 	}
+}
+
+func (b *Broker) cleanerLoop(ctx context.Context) {
+	t := time.NewTicker(b.cfg.CleanerInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			b.CleanLogs(ctx)
+		}
+	}
+}
+
+// CleanLogs compacts every partition of a compacted topic that is due
+// (dirty ratio at least min.cleanable.dirty.ratio, or a segment older than
+// max.compaction.lag.ms), most urgent first, like Kafka's log cleaner. The
+// broker runs it every Config.CleanerInterval; it returns the partitions
+// cleaned.
+func (b *Broker) CleanLogs(ctx context.Context) int {
+	type cand struct {
+		p     *cluster.Partition
+		ratio float64
+		must  bool
+	}
+	var cands []cand
+	b.cluster.EachPartition(func(p *cluster.Partition) {
+		if !p.Log().Config().Compact {
+			return
+		}
+		r, must := p.Log().CleanableRatio()
+		if must || (r > 0 && r >= p.Log().Config().MinCleanableDirtyRatio) {
+			cands = append(cands, cand{p, r, must})
+		}
+	})
+	slices.SortFunc(cands, func(a, c cand) int {
+		if a.must != c.must {
+			if a.must {
+				return -1
+			}
+			return 1
+		}
+		return cmp.Compare(c.ratio, a.ratio)
+	})
+	n := 0
+	for _, c := range cands {
+		if ctx.Err() != nil {
+			break
+		}
+		st, cleaned, err := c.p.Log().MaybeClean()
+		switch {
+		case err != nil:
+			b.cfg.Logger.Error("log cleaner failed", "topic", c.p.Topic, "partition", c.p.Index, "err", err)
+		case cleaned:
+			n++
+			b.cfg.Logger.Info("log cleaner compacted a partition", "topic", c.p.Topic, "partition", c.p.Index,
+				"records_removed", st.RecordsRemoved, "bytes_read", st.BytesRead, "bytes_written", st.BytesWritten, "duration", st.Duration)
+		}
+	}
+	return n
 }
 
 // EnforceRetention applies retention.ms, retention.bytes and segment.ms to

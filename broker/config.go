@@ -113,6 +113,10 @@ type Config struct {
 	// RetentionCheckInterval is log.retention.check.interval.ms. Default 30s.
 	RetentionCheckInterval time.Duration
 
+	// CleanerInterval is how often the log cleaner looks for compacted
+	// partitions to clean (Kafka's log.cleaner.backoff.ms). Default 15s.
+	CleanerInterval time.Duration
+
 	// GroupMinSessionTimeout and GroupMaxSessionTimeout are
 	// group.min.session.timeout.ms (default 6s) and
 	// group.max.session.timeout.ms (default 30m): JoinGroup requests with a
@@ -156,6 +160,9 @@ func (c *Config) EnsureDefaults() {
 	}
 	if c.OffsetsTopicPartitions <= 0 {
 		c.OffsetsTopicPartitions = 50
+	}
+	if c.CleanerInterval <= 0 {
+		c.CleanerInterval = 15 * time.Second
 	}
 	if c.RetentionCheckInterval <= 0 {
 		c.RetentionCheckInterval = 30 * time.Second

@@ -186,6 +186,7 @@ func (c *Cluster) openPartition(t *Topic, i int32) (*Partition, error) {
 // LogConfig resolves a topic's log settings from its overrides.
 func (c *Cluster) LogConfig(overrides map[string]string) log.Config {
 	r := c.Resolver()
+	policy := strings.Split(r.String(overrides, configs.CleanupPolicy), ",")
 	return log.Config{
 		SegmentBytes:       r.Int64(overrides, configs.SegmentBytes),
 		SegmentMs:          r.Int64(overrides, configs.SegmentMs),
@@ -194,6 +195,13 @@ func (c *Cluster) LogConfig(overrides map[string]string) log.Config {
 		IndexIntervalBytes: int(r.Int64(overrides, configs.IndexIntervalBytes)),
 		MaxMessageBytes:    int(r.Int64(overrides, configs.MaxMessageBytes)),
 		LogAppendTime:      r.String(overrides, configs.MessageTimestampType) == "LogAppendTime",
+
+		Compact:                slices.Contains(policy, "compact"),
+		NoDelete:               !slices.Contains(policy, "delete"),
+		DeleteRetentionMs:      r.Int64(overrides, configs.DeleteRetentionMs),
+		MinCompactionLagMs:     r.Int64(overrides, configs.MinCompactionLagMs),
+		MaxCompactionLagMs:     r.Int64(overrides, configs.MaxCompactionLagMs),
+		MinCleanableDirtyRatio: r.Float64(overrides, configs.MinCleanableRatio),
 	}
 }
 

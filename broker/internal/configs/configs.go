@@ -304,6 +304,17 @@ func (r Resolver) Int64(overrides map[string]string, name string) int64 {
 	return n
 }
 
+// Float64 returns the effective value of a numeric (double) config.
+func (r Resolver) Float64(overrides map[string]string, name string) float64 {
+	v, _ := r.Value(overrides, name)
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil {
+		d, _ := Lookup(name)
+		f, _ = strconv.ParseFloat(d.Default, 64)
+	}
+	return f
+}
+
 // String returns the effective value of a config.
 func (r Resolver) String(overrides map[string]string, name string) string {
 	v, _ := r.Value(overrides, name)

@@ -134,8 +134,9 @@ var errCleanAborted = errors.New("broker/log: clean aborted: the log changed")
 // closed segments after it whose newest batch is at least
 // min.compaction.lag.ms old (a segment-granular estimate; Clean itself
 // works batch by batch). mustClean reports that a dirty segment's first
-// batch is older than max.compaction.lag.ms. Both are zero for a topic
-// that is not compacted.
+// batch is older than max.compaction.lag.ms, or that tombstones kept by an
+// earlier pass (in this process) have reached their delete horizon. Both
+// are zero for a topic that is not compacted.
 func (l *Log) CleanableRatio() (ratio float64, mustClean bool) {
 	cfg := l.cfg.Load()
 	if !cfg.Compact {
@@ -148,6 +149,7 @@ func (l *Log) CleanableRatio() (ratio float64, mustClean bool) {
 		return 0, false
 	}
 	firstDirty := max(l.mu.firstDirty, l.mu.start)
+	horizonDue := nowMs >= l.mu.tombstoneHorizon
 	var clean, dirty int64
 	for _, s := range l.mu.segs[:len(l.mu.segs)-1] {
 		switch {
@@ -156,7 +158,7 @@ func (l *Log) CleanableRatio() (ratio float64, mustClean bool) {
 			clean += s.size
 		case cfg.MinCompactionLagMs > 0 && s.maxTs > nowMs-cfg.MinCompactionLagMs:
 			// Too new; so, roughly, are those after it.
-			return ratioOf(clean, dirty), mustClean && dirty > 0
+			return ratioOf(clean, dirty), mustClean && dirty > 0 || horizonDue
 		default:
 			dirty += s.size
 			if s.firstTs >= 0 && nowMs-s.firstTs > cfg.MaxCompactionLagMs {
@@ -164,7 +166,7 @@ func (l *Log) CleanableRatio() (ratio float64, mustClean bool) {
 			}
 		}
 	}
-	return ratioOf(clean, dirty), mustClean && dirty > 0
+	return ratioOf(clean, dirty), mustClean && dirty > 0 || horizonDue
 }
 
 func ratioOf(clean, dirty int64) float64 {
@@ -232,7 +234,7 @@ func (l *Log) Clean() (CleanStats, error) {
 		return CleanStats{}, nil
 	}
 
-	c := &cleaner{l: l, cfg: cfg, nowMs: nowMs, start: start, keys: map[string]int32{}}
+	c := &cleaner{l: l, cfg: cfg, nowMs: nowMs, start: start, keys: map[string]int32{}, minHorizon: math.MaxInt64}
 	cleanEnd, err := c.buildMap(closed, firstDirty)
 	if err != nil {
 		return CleanStats{}, err
@@ -259,6 +261,7 @@ func (l *Log) Clean() (CleanStats, error) {
 	err = l.writeOffsetFile(cleanerCheckpointName, cleanEnd)
 	l.mu.Lock()
 	l.mu.firstDirty = max(l.mu.firstDirty, cleanEnd)
+	l.mu.tombstoneHorizon = c.minHorizon
 	l.mu.Unlock()
 	stats.Duration = time.Since(t0)
 	return stats, err
@@ -343,8 +346,13 @@ type cleaner struct {
 	rd   batchReader
 	dec  records.Decompressor
 	comp records.Compressor
-	raw  []byte // re-encoded records of the batch being rebuilt
-	out  []byte // output not yet written
+
+	// minHorizon is the earliest delete horizon of the tombstones the pass
+	// kept (math.MaxInt64: none), so the log knows when a pass is due to
+	// remove them even with nothing dirty.
+	minHorizon int64
+	raw        []byte // re-encoded records of the batch being rebuilt
+	out        []byte // output not yet written
 	// changed is set when the group being cleaned loses or rewrites a
 	// batch.
 	changed bool
@@ -599,6 +607,16 @@ func (c *cleaner) filterBatch(dst, b []byte, h *records.BatchHeader, keepEmpty b
 	st.RecordsRemoved += int64(removed)
 	st.TombstonesRemoved += int64(tombs)
 	setHorizon := keptTombstone && !h.HasDeleteHorizon()
+	if keptTombstone {
+		hz := h.FirstTimestamp
+		if setHorizon {
+			hz = c.nowMs + c.cfg.DeleteRetentionMs
+			if hz < c.nowMs {
+				hz = math.MaxInt64
+			}
+		}
+		c.minHorizon = min(c.minHorizon, hz)
+	}
 	switch {
 	case kept == 0 && keepEmpty:
 		c.changed = true

@@ -6,6 +6,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"math"
 	"os"
 	"slices"
 	"sort"
@@ -47,6 +48,10 @@ type Log struct {
 		// firstDirty is the cleaner checkpoint: where the part of the
 		// log not yet compacted against starts (see clean.go).
 		firstDirty int64
+		// tombstoneHorizon is the earliest delete horizon of tombstones
+		// the last clean pass kept (math.MaxInt64: none known; after a
+		// restart they wait for the next pass with dirty data).
+		tombstoneHorizon int64
 	}
 
 	syncer struct {
@@ -82,6 +87,7 @@ type AppendResult struct {
 // error only for I/O failures.
 func Open(opts Options) (*Log, error) {
 	l := &Log{dir: opts.Dir, fs: opts.FS, logger: opts.Logger, now: opts.Now}
+	l.mu.tombstoneHorizon = math.MaxInt64
 	if l.fs == nil {
 		l.fs = vfs.Default
 	}
