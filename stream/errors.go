@@ -37,11 +37,14 @@ func (e *ProcessingError) Unwrap() error { return e.Err }
 // DeserializationError is what the deserialization-error handler receives
 // for a record whose key or value its serde rejects.
 type DeserializationError struct {
-	Topic     string
-	Partition int32
-	Offset    int64
-	IsKey     bool
-	Err       error
+	Topic      string
+	Partition  int32
+	Offset     int64
+	IsKey      bool
+	Err        error
+	Key, Value []byte // the record as read (do not retain)
+	Timestamp  int64
+	Headers    []Header
 }
 
 func (e *DeserializationError) Error() string {

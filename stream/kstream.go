@@ -102,7 +102,8 @@ func decodeOr[T any](t *task, s serde.Serde[T], in *inRecord, isKey bool) (T, bo
 	}
 	v, err := s.Decode(b)
 	if err != nil {
-		t.deserializationError(&DeserializationError{Topic: in.topic, Partition: in.partition, Offset: in.offset, IsKey: isKey, Err: err})
+		t.deserializationError(&DeserializationError{Topic: in.topic, Partition: in.partition, Offset: in.offset, IsKey: isKey, Err: err,
+			Key: in.key, Value: in.value, Timestamp: in.ts, Headers: in.headers})
 		var zero T
 		return zero, false
 	}

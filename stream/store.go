@@ -34,7 +34,9 @@ func (s *taskStore) put(k, v []byte) error {
 		return err
 	}
 	if s.def.changelog {
-		s.out.changelog(s.def.name, s.partition, k, v)
+		// Callers reuse their key buffers; the changelog record outlives
+		// the call.
+		s.out.changelog(s.def.name, s.partition, bytes.Clone(k), v)
 	}
 	return nil
 }
@@ -44,7 +46,7 @@ func (s *taskStore) delete(k []byte) error {
 		return err
 	}
 	if s.def.changelog {
-		s.out.changelog(s.def.name, s.partition, k, nil)
+		s.out.changelog(s.def.name, s.partition, bytes.Clone(k), nil)
 	}
 	return nil
 }

@@ -18,7 +18,7 @@ import (
 type strSerde struct{}
 
 func (strSerde) AppendEncode(dst []byte, v string) ([]byte, error) { return append(dst, v...), nil }
-func (strSerde) Decode(b []byte) (string, error)                  { return string(b), nil }
+func (strSerde) Decode(b []byte) (string, error)                   { return string(b), nil }
 
 type i64Serde struct{}
 
@@ -48,7 +48,9 @@ func build(t *testing.T, b *stream.Builder) *stream.Topology {
 	return topo
 }
 
-func kv[K, V any](k K, v V) streamtest.KeyValue[K, V] { return streamtest.KeyValue[K, V]{Key: k, Value: v} }
+func kv[K, V any](k K, v V) streamtest.KeyValue[K, V] {
+	return streamtest.KeyValue[K, V]{Key: k, Value: v}
+}
 
 func check[T any](t *testing.T, what string, got, want T) {
 	t.Helper()

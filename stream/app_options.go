@@ -1,0 +1,116 @@
+package stream
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// AppOpt configures an App (functional options, validated by NewApp).
+type AppOpt interface{ applyApp(*appConfig) }
+
+type appOptFunc func(*appConfig)
+
+func (f appOptFunc) applyApp(c *appConfig) { f(c) }
+
+type appConfig struct {
+	appID          string
+	brokers        []string
+	stateDir       string
+	commitInterval time.Duration
+	threads        int
+	logger         *slog.Logger
+	clientOpts     []kgo.Opt
+	onProcessing   func(*ProcessingError) error
+	onDeser        func(*DeserializationError) error
+	deadLetter     string
+	replication    int16
+}
+
+// AppID sets the application id (required): the consumer group, and the
+// prefix of internal topics (<app-id>-<name>-repartition,
+// <app-id>-<store>-changelog). Kafka Streams' application.id.
+func AppID(id string) AppOpt { return appOptFunc(func(c *appConfig) { c.appID = id }) }
+
+// Brokers sets the Kafka bootstrap addresses (required).
+func Brokers(addrs ...string) AppOpt {
+	return appOptFunc(func(c *appConfig) { c.brokers = append(c.brokers, addrs...) })
+}
+
+// StateDir is where persistent stores and checkpoints live (default: a
+// directory under os.TempDir named after the app id). Kafka Streams'
+// state.dir.
+func StateDir(dir string) AppOpt { return appOptFunc(func(c *appConfig) { c.stateDir = dir }) }
+
+// CommitInterval is how often offsets are committed and caches flushed
+// (default 30s, Kafka Streams' commit.interval.ms under at-least-once).
+func CommitInterval(d time.Duration) AppOpt {
+	return appOptFunc(func(c *appConfig) { c.commitInterval = d })
+}
+
+// Threads is how many stream threads (each a consumer-group member running
+// some of the tasks) the app runs (default 1; num.stream.threads).
+func Threads(n int) AppOpt { return appOptFunc(func(c *appConfig) { c.threads = n }) }
+
+// Logger sets the logger (default: discard).
+func Logger(l *slog.Logger) AppOpt { return appOptFunc(func(c *appConfig) { c.logger = l }) }
+
+// ClientOpts adds franz-go options to every client the app creates (TLS,
+// SASL, ...).
+func ClientOpts(opts ...kgo.Opt) AppOpt {
+	return appOptFunc(func(c *appConfig) { c.clientOpts = append(c.clientOpts, opts...) })
+}
+
+// ReplicationFactor for the internal topics the app creates (default 1).
+func ReplicationFactor(n int16) AppOpt { return appOptFunc(func(c *appConfig) { c.replication = n }) }
+
+// OnProcessingError sets what happens when a user callback panics or a
+// Processor returns an error: return nil to skip the record and go on, or
+// an error to stop the app with it. Default: log and stop.
+func OnProcessingError(fn func(*ProcessingError) error) AppOpt {
+	return appOptFunc(func(c *appConfig) { c.onProcessing = fn })
+}
+
+// OnDeserializationError sets what happens to a record whose key or value
+// does not decode: return nil to skip it, an error to stop the app. Default:
+// log and stop (Kafka Streams' LogAndFailExceptionHandler).
+func OnDeserializationError(fn func(*DeserializationError) error) AppOpt {
+	return appOptFunc(func(c *appConfig) { c.onDeser = fn })
+}
+
+// LogAndContinue is a deserialization-error handler that logs and skips.
+func LogAndContinue(l *slog.Logger) func(*DeserializationError) error {
+	return func(e *DeserializationError) error {
+		l.Warn("skipping a record that does not deserialize", "topic", e.Topic, "partition", e.Partition, "offset", e.Offset, "err", e.Err)
+		return nil
+	}
+}
+
+// DeadLetterTopic sends records that do not deserialize to topic, unchanged,
+// with headers naming the error (__sluice.error.message,
+// __sluice.error.topic, __sluice.error.partition, __sluice.error.offset),
+// and goes on.
+func DeadLetterTopic(topic string) AppOpt {
+	return appOptFunc(func(c *appConfig) { c.deadLetter = topic })
+}
+
+func (c *appConfig) validate() error {
+	switch {
+	case c.appID == "":
+		return fmt.Errorf("stream: NewApp needs stream.AppID")
+	case len(c.brokers) == 0:
+		return fmt.Errorf("stream: NewApp needs stream.Brokers")
+	case c.threads < 0:
+		return fmt.Errorf("stream: Threads(%d): need at least 1", c.threads)
+	case c.commitInterval < 0:
+		return fmt.Errorf("stream: CommitInterval(%v) is negative", c.commitInterval)
+	}
+	for _, r := range c.appID {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return fmt.Errorf("stream: app id %q: use letters, digits, '.', '_' and '-' (it prefixes topic names)", c.appID)
+		}
+	}
+	return nil
+}

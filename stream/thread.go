@@ -1,0 +1,439 @@
+package stream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/pprof"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// thread is one stream thread: a consumer-group member (with its own
+// franz-go client, consuming and producing) running the tasks assigned to
+// it. Rebalance callbacks and the processing loop exclude each other with
+// mu; franz-go holds rebalances while the loop processes a poll
+// (BlockRebalanceOnPoll).
+type thread struct {
+	a    *App
+	id   int
+	plan partitionPlan
+	cl   *kgo.Client
+	log  *slog.Logger
+
+	subOf      map[string]int // physical source topic -> sub-topology
+	changelogs map[string]bool
+
+	mu struct {
+		sync.Mutex
+		tasks   map[taskID]*task
+		byTP    map[tp]*task
+		offsets map[string]map[int32]kgo.EpochOffset // next offset to commit
+		dirty   bool
+	}
+	prodErr    atomic.Pointer[error]
+	lastCommit time.Time
+	fatal      error // set by callbacks, returned by run
+}
+
+func newThread(a *App, id int, plan partitionPlan) (*thread, error) {
+	th := &thread{a: a, id: id, plan: plan, log: a.log.With("thread", id), subOf: map[string]int{}, changelogs: map[string]bool{}}
+	th.mu.tasks = map[taskID]*task{}
+	th.mu.byTP = map[tp]*task{}
+	th.mu.offsets = map[string]map[int32]kgo.EpochOffset{}
+	var topics []string
+	for _, st := range a.topo.subs {
+		for _, src := range st.sources {
+			for _, tpc := range src.topics {
+				phys := tpc
+				if src.partOf != "" {
+					phys = a.cfg.appID + "-" + tpc
+				}
+				th.subOf[phys] = st.id
+				topics = append(topics, phys)
+			}
+		}
+	}
+	for name := range a.topo.stores {
+		th.changelogs[a.changelogTopic(name)] = true
+	}
+	var rr atomic.Uint32
+	partitioner := kgo.BasicConsistentPartitioner(func(topic string) func(*kgo.Record, int) int {
+		if th.changelogs[topic] {
+			return func(r *kgo.Record, _ int) int { return int(r.Partition) }
+		}
+		return func(r *kgo.Record, n int) int {
+			if r.Key == nil {
+				return int(rr.Add(1) % uint32(n))
+			}
+			return int(partitionFor(r.Key, int32(n)))
+		}
+	})
+	cl, err := a.newClient(
+		kgo.ConsumerGroup(a.cfg.appID),
+		kgo.ConsumeTopics(topics...),
+		kgo.Balancers(&taskBalancer{topo: a.topo, subOf: th.subOf}),
+		kgo.DisableAutoCommit(),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.OnPartitionsAssigned(th.assigned),
+		kgo.OnPartitionsRevoked(th.revoked),
+		kgo.OnPartitionsLost(th.lost),
+		kgo.RecordPartitioner(partitioner),
+		kgo.ProducerLinger(5*time.Millisecond),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), // Kafka Streams' auto.offset.reset=earliest
+		kgo.ClientID(fmt.Sprintf("%s-thread-%d", a.cfg.appID, id)),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("stream: client: %w", err)
+	}
+	th.cl = cl
+	return th, nil
+}
+
+func (th *thread) run(ctx context.Context) (err error) {
+	pprof.Do(ctx, pprof.Labels("stream-thread", strconv.Itoa(th.id)), func(ctx context.Context) { err = th.loop(ctx) })
+	return err
+}
+
+func (th *thread) loop(ctx context.Context) error {
+	defer th.cl.Close()
+	th.lastCommit = time.Now()
+	interval := th.a.cfg.commitInterval
+	for {
+		if ctx.Err() != nil {
+			return th.shutdown()
+		}
+		wait := max(interval-time.Since(th.lastCommit), time.Millisecond)
+		pctx, cancel := context.WithTimeout(ctx, min(wait, time.Second))
+		fs := th.cl.PollRecords(pctx, 10000)
+		cancel()
+		if fs.IsClientClosed() {
+			return nil
+		}
+		err := th.handle(ctx, fs)
+		th.cl.AllowRebalance()
+		if err != nil {
+			th.closeTasks()
+			return err
+		}
+	}
+}
+
+func (th *thread) handle(ctx context.Context, fs kgo.Fetches) error {
+	var fatal error
+	fs.EachError(func(topic string, p int32, err error) {
+		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+			return
+		}
+		th.log.Warn("fetch error", "topic", topic, "partition", p, "err", err)
+	})
+	th.mu.Lock()
+	defer th.mu.Unlock()
+	if th.fatal != nil {
+		return th.fatal
+	}
+	var in inRecord
+	fs.EachRecord(func(r *kgo.Record) {
+		if fatal != nil {
+			return
+		}
+		t := th.mu.byTP[tp{r.Topic, r.Partition}]
+		if t == nil {
+			return // revoked meanwhile
+		}
+		in = inRecord{topic: r.Topic, partition: r.Partition, offset: r.Offset, key: r.Key, value: r.Value, ts: r.Timestamp.UnixMilli()}
+		if len(r.Headers) > 0 {
+			in.headers = make([]Header, len(r.Headers))
+			for i, h := range r.Headers {
+				in.headers[i] = Header{Key: h.Key, Value: h.Value}
+			}
+		}
+		if err := t.process(&in); err != nil {
+			fatal = err
+			return
+		}
+		po := th.mu.offsets[r.Topic]
+		if po == nil {
+			po = map[int32]kgo.EpochOffset{}
+			th.mu.offsets[r.Topic] = po
+		}
+		po[r.Partition] = kgo.EpochOffset{Epoch: r.LeaderEpoch, Offset: r.Offset + 1}
+		th.mu.dirty = true
+	})
+	if fatal != nil {
+		return fatal
+	}
+	now := time.Now().UnixMilli()
+	for _, t := range th.mu.tasks {
+		if err := t.punctuateWall(now); err != nil {
+			return err
+		}
+	}
+	if time.Since(th.lastCommit) >= th.a.cfg.commitInterval {
+		return th.commitLocked(ctx)
+	}
+	return nil
+}
+
+// commitLocked commits the thread's tasks: caches flush downstream, every
+// produced record (outputs, changelogs) is acknowledged, then the input
+// offsets are committed. Under at-least-once a crash before the last step
+// replays the records since the previous commit.
+func (th *thread) commitLocked(ctx context.Context) error {
+	th.lastCommit = time.Now()
+	for _, t := range th.mu.tasks {
+		if err := t.flush(); err != nil {
+			return err
+		}
+	}
+	if err := th.cl.Flush(ctx); err != nil {
+		return fmt.Errorf("stream: flush produced records: %w", err)
+	}
+	if e := th.prodErr.Swap(nil); e != nil {
+		return fmt.Errorf("stream: producing failed: %w", *e)
+	}
+	if !th.mu.dirty {
+		return nil
+	}
+	var cerr error
+	done := make(chan struct{})
+	th.cl.CommitOffsetsSync(ctx, th.mu.offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+		defer close(done)
+		if err != nil {
+			cerr = err
+			return
+		}
+		for _, t := range resp.Topics {
+			for _, p := range t.Partitions {
+				if e := kerr.ErrorForCode(p.ErrorCode); e != nil && cerr == nil {
+					cerr = fmt.Errorf("%s-%d: %w", t.Topic, p.Partition, e)
+				}
+			}
+		}
+	})
+	<-done
+	if cerr != nil {
+		return fmt.Errorf("stream: commit offsets: %w", cerr)
+	}
+	th.mu.dirty = false
+	return nil
+}
+
+// shutdown commits and closes everything on a clean stop.
+func (th *thread) shutdown() error {
+	th.mu.Lock()
+	defer th.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := th.commitLocked(ctx)
+	th.closeTasksLocked()
+	return err
+}
+
+func (th *thread) closeTasks() {
+	th.mu.Lock()
+	defer th.mu.Unlock()
+	th.closeTasksLocked()
+}
+
+func (th *thread) closeTasksLocked() {
+	for id, t := range th.mu.tasks {
+		th.closeTaskLocked(id, t)
+	}
+}
+
+func (th *thread) closeTaskLocked(id taskID, t *task) {
+	t.close()
+	for _, st := range t.stores {
+		_ = st.kv.Close()
+		th.a.unregisterStore(st.def.name, id.partition, st)
+	}
+	delete(th.mu.tasks, id)
+	for k, v := range th.mu.byTP {
+		if v == t {
+			delete(th.mu.byTP, k)
+			delete(th.mu.offsets[k.topic], k.partition)
+		}
+	}
+}
+
+// assigned creates the tasks of newly assigned partitions, restoring their
+// stores from the changelogs first.
+func (th *thread) assigned(ctx context.Context, _ *kgo.Client, assigned map[string][]int32) {
+	th.mu.Lock()
+	defer th.mu.Unlock()
+	for topic, ps := range assigned {
+		sub, ok := th.subOf[topic]
+		if !ok {
+			continue
+		}
+		for _, p := range ps {
+			id := taskID{sub: sub, partition: p}
+			t := th.mu.tasks[id]
+			if t == nil {
+				var err error
+				if t, err = th.newTask(ctx, id); err != nil {
+					th.fatal = err
+					return
+				}
+				th.mu.tasks[id] = t
+			}
+			th.mu.byTP[tp{topic, p}] = t
+		}
+	}
+}
+
+// revoked commits what the thread processed and closes the tasks of the
+// revoked partitions.
+func (th *thread) revoked(ctx context.Context, _ *kgo.Client, revoked map[string][]int32) {
+	th.mu.Lock()
+	defer th.mu.Unlock()
+	if err := th.commitLocked(ctx); err != nil {
+		th.log.Warn("commit on revoke failed; records since the last commit will be processed again", "err", err)
+	}
+	th.dropLocked(revoked)
+}
+
+// lost closes the tasks of partitions lost without a chance to commit.
+func (th *thread) lost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+	th.mu.Lock()
+	defer th.mu.Unlock()
+	th.dropLocked(lost)
+}
+
+func (th *thread) dropLocked(parts map[string][]int32) {
+	for topic, ps := range parts {
+		sub, ok := th.subOf[topic]
+		if !ok {
+			continue
+		}
+		for _, p := range ps {
+			id := taskID{sub: sub, partition: p}
+			if t := th.mu.tasks[id]; t != nil {
+				th.closeTaskLocked(id, t)
+			}
+		}
+	}
+}
+
+// emitter of a thread: records go out through its franz-go client.
+type threadEmitter struct{ th *thread }
+
+func (e threadEmitter) send(r outRecord) {
+	kr := &kgo.Record{Topic: r.topic, Key: r.key, Value: r.value, Timestamp: time.UnixMilli(r.ts), Partition: r.partition}
+	for _, h := range r.headers {
+		kr.Headers = append(kr.Headers, kgo.RecordHeader{Key: h.Key, Value: h.Value})
+	}
+	e.th.cl.Produce(context.Background(), kr, e.th.onProduced)
+}
+
+func (e threadEmitter) changelog(store string, p int32, key, value []byte) {
+	kr := &kgo.Record{Topic: e.th.a.changelogTopic(store), Partition: p, Key: key, Value: value}
+	e.th.cl.Produce(context.Background(), kr, e.th.onProduced)
+}
+
+func (th *thread) onProduced(r *kgo.Record, err error) {
+	if err != nil {
+		err = fmt.Errorf("produce to %s: %w", r.Topic, err)
+		th.prodErr.CompareAndSwap(nil, &err)
+	}
+}
+
+func (th *thread) newTask(ctx context.Context, id taskID) (*task, error) {
+	st := th.a.topo.subs[id.sub]
+	stores := map[string]*taskStore{}
+	out := threadEmitter{th}
+	for _, name := range st.stores {
+		def := th.a.topo.stores[name]
+		kv := kvStore(newMemStore())
+		if def.changelog {
+			n, err := th.restore(ctx, name, id.partition, kv)
+			if err != nil {
+				return nil, fmt.Errorf("stream: restore store %s of task %s: %w", name, id, err)
+			}
+			th.log.Info("restored store", "store", name, "task", id.String(), "records", n)
+		}
+		ts := &taskStore{def: def, kv: kv, partition: id.partition, out: out}
+		stores[name] = ts
+		th.a.registerStore(name, id.partition, ts)
+	}
+	env := taskEnv{appID: th.a.cfg.appID, out: out, log: th.log, onError: th.a.cfg.onProcessing, onDeser: th.deserHandler(out), clock: time.Now}
+	return newTask(th.a.topo, id, env, stores), nil
+}
+
+func (th *thread) deserHandler(out emitter) func(*DeserializationError) error {
+	dlq := th.a.cfg.deadLetter
+	if dlq == "" {
+		return th.a.cfg.onDeser
+	}
+	return func(e *DeserializationError) error {
+		hs := append([]Header(nil), e.Headers...)
+		hs = append(hs,
+			Header{Key: "__sluice.error.message", Value: []byte(e.Err.Error())},
+			Header{Key: "__sluice.error.topic", Value: []byte(e.Topic)},
+			Header{Key: "__sluice.error.partition", Value: []byte(strconv.Itoa(int(e.Partition)))},
+			Header{Key: "__sluice.error.offset", Value: []byte(strconv.FormatInt(e.Offset, 10))},
+		)
+		out.send(outRecord{topic: dlq, partition: -1, key: e.Key, value: e.Value, ts: e.Timestamp, headers: hs})
+		return nil
+	}
+}
+
+// restore reads a store's changelog partition from the start to its end
+// into kv.
+func (th *thread) restore(ctx context.Context, store string, p int32, kv kvStore) (int64, error) {
+	topic := th.a.changelogTopic(store)
+	cl, err := th.a.newClient(kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {p: kgo.NewOffset().AtStart()}}))
+	if err != nil {
+		return 0, err
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	ends, err := adm.ListEndOffsets(ctx, topic)
+	if err != nil {
+		return 0, err
+	}
+	starts, err := adm.ListStartOffsets(ctx, topic)
+	if err != nil {
+		return 0, err
+	}
+	end, ok := ends.Lookup(topic, p)
+	start, ok2 := starts.Lookup(topic, p)
+	if !ok || !ok2 || end.Err != nil || start.Err != nil {
+		return 0, fmt.Errorf("offsets of %s-%d: %v %v", topic, p, end.Err, start.Err)
+	}
+	var n int64
+	for next := start.Offset; next < end.Offset; {
+		fs := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			return n, err
+		}
+		var ferr error
+		fs.EachError(func(_ string, _ int32, err error) { ferr = err })
+		if ferr != nil {
+			return n, ferr
+		}
+		for it := fs.RecordIter(); !it.Done(); {
+			r := it.Next()
+			next = r.Offset + 1
+			if r.Value == nil {
+				err = kv.Delete(r.Key)
+			} else {
+				err = kv.Put(r.Key, r.Value)
+			}
+			if err != nil {
+				return n, err
+			}
+			n++
+		}
+	}
+	return n, nil
+}
