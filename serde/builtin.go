@@ -15,7 +15,7 @@ func String() Serde[string] { return stringSerde{} }
 type stringSerde struct{}
 
 func (stringSerde) AppendEncode(dst []byte, v string) ([]byte, error) { return append(dst, v...), nil }
-func (stringSerde) Decode(b []byte) (string, error)                  { return string(b), nil }
+func (stringSerde) Decode(b []byte) (string, error)                   { return string(b), nil }
 
 // Bytes returns the serde of Kafka's ByteArraySerializer: the bytes
 // themselves. Decode returns a copy of b (so the result may outlive the
