@@ -215,3 +215,5 @@ func TestOptional(t *testing.T) {
 		t.Errorf("round trip: got %v", got)
 	}
 }
+
+func isMalformed(err error) bool { return errors.Is(err, serde.ErrMalformed) }
