@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -191,4 +192,45 @@ func TestAvroTombstone(t *testing.T) {
 	if v, err := n.Decode([]byte{}); err != nil || v != nil {
 		t.Errorf("null schema Decode(empty) = %v, %v", v, err)
 	}
+}
+
+// TestAvroDecodeAllocBound guards against trusting length prefixes: inputs
+// of a few bytes that claim huge strings, arrays or maps must fail without
+// allocating for the claimed size.
+func TestAvroDecodeAllocBound(t *testing.T) {
+	typed := must(serde.Avro[userV1T](userV1))
+	generic := must(serde.AvroGeneric(nodeSchema))
+	nulls := must(serde.AvroGeneric(`{"type":"array","items":"null"}`))
+	maps := must(serde.AvroGeneric(`{"type":"map","values":"null"}`))
+	huge := []byte{0xfe, 0xff, 0xff, 0xff, 0x0f} // zigzag 2^31-1
+	for _, tc := range []struct {
+		name   string
+		decode func([]byte) error
+		in     []byte
+	}{
+		{"string 1 GiB", decodeErr(typed), huge},
+		{"array 1G strings", decodeErr(typed), append([]byte{0, 0, 0}, huge...)},
+		{"array 1G nulls", decodeErr(nulls), huge},
+		{"map 1G entries", decodeErr(maps), append(huge, 0, 0)},
+		{"bytes 1 GiB", decodeErr(generic), append(make([]byte, 16), huge...)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var err error
+			allocated := allocatedBytes(func() { err = tc.decode(tc.in) })
+			if !isMalformed(err) {
+				t.Fatalf("got %v, want ErrMalformed", err)
+			}
+			if allocated > 64<<10 {
+				t.Errorf("decoding %d bytes allocated %d bytes", len(tc.in), allocated)
+			}
+		})
+	}
+}
+
+func allocatedBytes(fn func()) uint64 {
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	fn()
+	runtime.ReadMemStats(&after)
+	return after.TotalAlloc - before.TotalAlloc
 }
