@@ -234,3 +234,15 @@ func allocatedBytes(fn func()) uint64 {
 	runtime.ReadMemStats(&after)
 	return after.TotalAlloc - before.TotalAlloc
 }
+
+func TestAvroDepthLimit(t *testing.T) {
+	s := must(serde.AvroGeneric(`{"type":"record","name":"L","fields":[{"name":"n","type":["null","L"]}]}`))
+	list := func(n int) []byte { return append(bytes.Repeat([]byte{2}, n), 0) }
+	if _, err := s.Decode(list(400)); err != nil {
+		t.Errorf("400 deep: %v", err)
+	}
+	// Each level is a record and a union: 1000 levels of nesting is 500 of these.
+	if _, err := s.Decode(list(600)); !isMalformed(err) {
+		t.Errorf("600 deep: got %v, want ErrMalformed", err)
+	}
+}
