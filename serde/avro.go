@@ -65,10 +65,12 @@ func Avro[T any](schema string, opts ...AvroOpt) (Serde[T], error) {
 // AvroGeneric returns a serde for Avro values of any schema, decoded into
 // Go's generic forms: records are map[string]any, arrays []any, maps
 // map[string]any, enums string, fixed [N]byte, bytes []byte, ints int, longs
-// int64, floats float32, doubles float64, a non-null union branch
-// map[string]any{typeName: value} and null nil; logical types as the codec
-// maps them (time.Time, time.Duration, *big.Rat). AppendEncode accepts the
-// same forms. It is Avro[any]: the same format, options and bounds.
+// int64, floats float32, doubles float64, null nil, and a union its branch's
+// value; logical types as the codec maps them (time.Time, time.Duration,
+// *big.Rat). AppendEncode accepts the same forms, choosing a union's branch
+// by the value's Go type, and also map[string]any{branchName: value} for
+// unions whose branches a Go type cannot tell apart (int and long, say).
+// It is Avro[any]: the same format, options and bounds.
 func AvroGeneric(schema string, opts ...AvroOpt) (Serde[any], error) {
 	return Avro[any](schema, opts...)
 }
