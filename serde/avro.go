@@ -44,9 +44,11 @@ func WriterSchema(schema string) AvroOpt {
 //
 // Decode checks the whole input against the writer schema before decoding,
 // so it never allocates more than a small multiple of len(b) (times the Go
-// size of the values it builds): lengths must fit in the bytes left, array
-// and map items number at most len(b), nesting is at most 1000 deep, and
-// trailing bytes are ErrMalformed. Decode(nil), a tombstone, returns T's zero
+// size of the values it builds): lengths and block counts must fit in the
+// bytes left, block byte sizes must be right, and trailing bytes are
+// ErrMalformed. Two limits reject values the Avro spec allows: nesting is
+// at most 1000 deep, and a value holds at most 16384 array or map items of
+// types that encode to no bytes (null, empty records). Decode(nil), a tombstone, returns T's zero
 // value; a non-nil empty input is decoded (the Avro null type, or an empty
 // record, encodes to no bytes).
 func Avro[T any](schema string, opts ...AvroOpt) (Serde[T], error) {

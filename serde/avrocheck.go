@@ -8,30 +8,38 @@ import (
 	"github.com/hamba/avro/v2"
 )
 
+// maxZeroWidthItems bounds the array and map items of one value whose schema
+// encodes to no bytes (null, records with only such fields): a few bytes of
+// block count could otherwise ask for any number of them.
+const maxZeroWidthItems = 1 << 14
+
 // maxAvroDepth bounds the nesting of records, arrays, maps and unions in one
 // Avro value, so recursive schemas cannot make decoding recurse without end.
 const maxAvroDepth = 1000
 
 // avroCheck walks Avro binary data against its writer schema before the
 // codec decodes it. It is what makes Avro decoding bounded: the codec trusts
-// length prefixes and block counts (allocating before it reads), and takes a
+// length prefixes and block counts (allocating before it reads), skips
+// unread fields by a block's byte size without checking it, and takes a
 // truncated value for a complete one. The check allocates nothing.
 //
-// Rules beyond the Avro spec's: a string, bytes or fixed must fit in the
-// bytes left; the array and map items of one value number at most len(b) in
-// all (an item takes at least one byte unless its schema encodes to none,
-// such as null or an empty record); ints and longs are at most 5 and 10
-// bytes and must not overflow; the value must use every byte of b.
+// Besides the Avro spec's rules: a string, bytes or fixed must fit in the
+// bytes left; a block of n items whose schema takes at least a byte must
+// have n bytes left; a block's byte size, when given, must be what its items
+// take; items of zero-width schemas (null, records of them) number at most
+// maxZeroWidthItems in one value; ints and longs are at most 5 and 10 bytes
+// and must not overflow; the value must use every byte of b. All of these
+// hold for any valid value, except the zero-width and depth limits.
 type avroCheck struct {
 	b      []byte
 	off    int
-	budget int // array and map items still allowed
+	zero   int // zero-width items seen
 	depth  int
 }
 
 // checkAvro reports whether b is exactly one value of schema s.
 func checkAvro(s avro.Schema, b []byte) error {
-	c := avroCheck{b: b, budget: len(b)}
+	c := avroCheck{b: b}
 	if err := c.value(s); err != nil {
 		return err
 	}
@@ -148,9 +156,9 @@ func (c *avroCheck) value(s avro.Schema) error {
 		}
 		return c.value(s.Types()[i])
 	case *avro.ArraySchema:
-		return c.blocks(func() error { return c.value(s.Items()) })
+		return c.blocks(s.Items(), false, func() error { return c.value(s.Items()) })
 	case *avro.MapSchema:
-		return c.blocks(func() error {
+		return c.blocks(s.Values(), true, func() error {
 			n, err := c.long() // the key, a string
 			if err != nil {
 				return err
@@ -164,37 +172,70 @@ func (c *avroCheck) value(s avro.Schema) error {
 	return c.fail(fmt.Sprintf("unsupported schema type %s", s.Type()))
 }
 
-// blocks walks the blocks of an array or map, calling item for each item.
-func (c *avroCheck) blocks(item func() error) error {
+// blocks walks the blocks of an array or map of items, calling item for
+// each. Map items take at least a byte (the key's length).
+func (c *avroCheck) blocks(items avro.Schema, isMap bool, item func() error) error {
+	zeroWidth := !isMap && isZeroWidth(items, 0)
 	for {
 		n, err := c.long()
 		if err != nil || n == 0 {
 			return err
 		}
+		size := int64(-1)
 		if n < 0 {
 			// A negative count is followed by the block's size in bytes.
 			if n == math.MinInt64 {
 				return c.fail("block count overflows")
 			}
 			n = -n
-			size, err := c.long()
-			if err != nil {
+			if size, err = c.long(); err != nil {
 				return err
 			}
 			if size < 0 || size > int64(c.left()) {
 				return c.fail(fmt.Sprintf("block size %d exceeds the %d bytes left", size, c.left()))
 			}
 		}
-		if n > int64(c.budget) {
-			return c.fail(fmt.Sprintf("block of %d items exceeds the input's length", n))
+		if zeroWidth {
+			if n > int64(maxZeroWidthItems-c.zero) {
+				return c.fail(fmt.Sprintf("more than %d items of a zero-width type", maxZeroWidthItems))
+			}
+			c.zero += int(n)
+		} else if n > int64(c.left()) {
+			return c.fail(fmt.Sprintf("block of %d items exceeds the %d bytes left", n, c.left()))
 		}
-		c.budget -= int(n)
+		start := c.off
 		for range n {
 			if err := item(); err != nil {
 				return err
 			}
 		}
+		if size >= 0 && int64(c.off-start) != size {
+			return c.fail(fmt.Sprintf("block items take %d bytes, not the %d its header says", c.off-start, size))
+		}
 	}
+}
+
+// isZeroWidth reports whether every value of s encodes to no bytes. A
+// record reached again below itself without a union, array or map between
+// has no finite value; the depth cap ends the walk for it.
+func isZeroWidth(s avro.Schema, depth int) bool {
+	if depth > 64 {
+		return false
+	}
+	switch s := s.(type) {
+	case *avro.RefSchema:
+		return isZeroWidth(s.Schema(), depth+1)
+	case *avro.RecordSchema:
+		for _, f := range s.Fields() {
+			if !isZeroWidth(f.Type(), depth+1) {
+				return false
+			}
+		}
+		return true
+	case *avro.FixedSchema:
+		return s.Size() == 0
+	}
+	return s.Type() == avro.Null
 }
 
 // appendMinimalAvro appends the shortest value of schema s: zeros, empty

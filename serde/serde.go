@@ -38,8 +38,9 @@
 // # Untrusted input
 //
 // Decode never panics and never allocates more than a small multiple of
-// len(b) (times the Go size of the values it builds): length prefixes are
-// checked against the bytes left before anything is allocated. Every decode
+// len(b) (times the Go size of the values it builds; see Avro for its two
+// limits): length prefixes are checked against the bytes left before
+// anything is allocated. Every decode
 // failure wraps ErrMalformed and is a *DecodeError.
 //
 // The Avro codec (github.com/hamba/avro/v2, unmaintained upstream) is an
