@@ -31,10 +31,10 @@ const maxAvroDepth = 1000
 // and must not overflow; the value must use every byte of b. All of these
 // hold for any valid value, except the zero-width and depth limits.
 type avroCheck struct {
-	b      []byte
-	off    int
-	zero   int // zero-width items seen
-	depth  int
+	b     []byte
+	off   int
+	zero  int // zero-width items seen
+	depth int
 }
 
 // checkAvro reports whether b is exactly one value of schema s.
