@@ -1,8 +1,6 @@
 package stream
 
 import (
-	"encoding/binary"
-	"errors"
 	"fmt"
 
 	"github.com/sluicehq/sluice/serde"
@@ -102,7 +100,7 @@ func aggregation[K, V, A any](g KGroupedStream[K, V], prefix string, aSerde serd
 
 // Count counts the records of each key into a table.
 func Count[K, V any](g KGroupedStream[K, V], opts ...Opt) KTable[K, int64] {
-	return aggregation(g, "AGGREGATE", serde.Serde[int64](int64Serde{}), opts, func(_ K, _ V, old int64, _ bool) int64 {
+	return aggregation(g, "AGGREGATE", serde.Int64(), opts, func(_ K, _ V, old int64, _ bool) int64 {
 		return old + 1
 	})
 }
@@ -127,18 +125,4 @@ func Aggregate[K, V, A any](g KGroupedStream[K, V], init func() A, fn func(k K, 
 		}
 		return fn(k, v, old)
 	})
-}
-
-// int64Serde is Kafka's LongSerializer format, used for counts.
-type int64Serde struct{}
-
-func (int64Serde) AppendEncode(dst []byte, v int64) ([]byte, error) {
-	return binary.BigEndian.AppendUint64(dst, uint64(v)), nil
-}
-
-func (int64Serde) Decode(b []byte) (int64, error) {
-	if len(b) != 8 {
-		return 0, errors.New("stream: an int64 count needs 8 bytes")
-	}
-	return int64(binary.BigEndian.Uint64(b)), nil
 }

@@ -173,7 +173,7 @@ func (g KGroupedTable[K, V]) Reduce(adder, subtractor func(agg, v V) V, opts ...
 
 // TableCount counts the rows of each group.
 func TableCount[K, V any](g KGroupedTable[K, V], opts ...Opt) KTable[K, int64] {
-	return tableAggregation(g, serde.Serde[int64](int64Serde{}), opts,
+	return tableAggregation(g, serde.Int64(), opts,
 		func(_ K, _ V, old int64, _ bool) int64 { return old + 1 },
 		func(_ K, _ V, old int64) int64 { return old - 1 })
 }

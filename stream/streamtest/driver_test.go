@@ -1,7 +1,6 @@
 package streamtest_test
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"reflect"
@@ -15,26 +14,9 @@ import (
 	"github.com/sluicehq/sluice/stream/streamtest"
 )
 
-type strSerde struct{}
-
-func (strSerde) AppendEncode(dst []byte, v string) ([]byte, error) { return append(dst, v...), nil }
-func (strSerde) Decode(b []byte) (string, error)                   { return string(b), nil }
-
-type i64Serde struct{}
-
-func (i64Serde) AppendEncode(dst []byte, v int64) ([]byte, error) {
-	return binary.BigEndian.AppendUint64(dst, uint64(v)), nil
-}
-func (i64Serde) Decode(b []byte) (int64, error) {
-	if len(b) != 8 {
-		return 0, errors.New("want 8 bytes")
-	}
-	return int64(binary.BigEndian.Uint64(b)), nil
-}
-
 var (
-	str serde.Serde[string] = strSerde{}
-	i64 serde.Serde[int64]  = i64Serde{}
+	str = serde.String()
+	i64 = serde.Int64()
 )
 
 func ts(ms int64) time.Time { return time.UnixMilli(ms) }
