@@ -23,6 +23,18 @@ func storeKinds() []storeKind {
 	}
 }
 
+// cachedKinds are the stores under a small record cache (2 KiB, so that
+// entries are evicted all the time): the cache must keep the Store contract.
+func cachedKinds() []storeKind {
+	var out []storeKind
+	for _, k := range storeKinds() {
+		out = append(out, storeKind{"cached-" + k.name, func(t testing.TB) Store {
+			return NewCached(k.open(t), NewCache(2<<10), nil)
+		}})
+	}
+	return out
+}
+
 func openPebble(t testing.TB, dir string, opts ...PebbleOpt) *Pebble {
 	t.Helper()
 	p, err := OpenPebble(dir, opts...)
@@ -35,7 +47,11 @@ func openPebble(t testing.TB, dir string, opts ...PebbleOpt) *Pebble {
 
 // forEachStore runs fn once per store implementation.
 func forEachStore(t *testing.T, fn func(t *testing.T, s Store)) {
-	for _, k := range storeKinds() {
+	forEachKind(t, storeKinds(), fn)
+}
+
+func forEachKind(t *testing.T, kinds []storeKind, fn func(t *testing.T, s Store)) {
+	for _, k := range kinds {
 		t.Run("store="+k.name, func(t *testing.T) {
 			s := k.open(t)
 			t.Cleanup(func() { _ = s.Close() })
@@ -357,7 +373,7 @@ func TestStoreConformance(t *testing.T) {
 			}
 		}},
 	} {
-		t.Run(tc.name, func(t *testing.T) { forEachStore(t, tc.run) })
+		t.Run(tc.name, func(t *testing.T) { forEachKind(t, append(storeKinds(), cachedKinds()...), tc.run) })
 	}
 }
 
