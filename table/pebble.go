@@ -30,8 +30,11 @@ const (
 	// DefaultBlockCacheSize is the pebble block cache size of a store.
 	DefaultBlockCacheSize = 4 << 20
 	// restoreBatchBytes is how large a WriteBatch batch grows before it is
-	// committed.
-	restoreBatchBytes = 1 << 20
+	// committed. Measured (BenchmarkRestore, 1M records, 4 MiB memtable):
+	// 256 KiB restores 0.9-1.1M rec/s allocating 10 MB; 1 MiB batches take
+	// pebble's large-batch path and restore 0.33-0.42M rec/s allocating
+	// 460 MB.
+	restoreBatchBytes = 256 << 10
 )
 
 // PebbleOpt configures OpenPebble.
@@ -259,7 +262,7 @@ func (p *Pebble) Delete(key []byte) error {
 	return nil
 }
 
-// WriteBatch implements BatchWriter with pebble batches of about 1 MiB,
+// WriteBatch implements BatchWriter with pebble batches of about 256 KiB,
 // committed without sync.
 func (p *Pebble) WriteBatch(records iter.Seq2[[]byte, []byte]) (int, error) {
 	if err := p.acquire(); err != nil {
