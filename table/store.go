@@ -31,8 +31,9 @@ var (
 //
 // Ownership: arguments are not retained. Slices returned by Get, and keys
 // and values yielded by scans, must not be modified. A slice from Get stays
-// valid until the next write (Put, Delete, Flush) made to the same store by
-// the owning task; a key or value yielded by a scan is valid only until the
+// valid until the owning task's next call to a method of the same store (a
+// Pebble store reuses one buffer for Get; a query view's Get returns a
+// fresh copy); a key or value yielded by a scan is valid only until the
 // loop body returns. Copy what must live longer.
 //
 // Concurrency: the ReadOnly views returned by QueryView are safe for
