@@ -1,0 +1,101 @@
+package stream_test
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicehq/sluice/broker/brokertest"
+	"github.com/sluicehq/sluice/serde"
+	"github.com/sluicehq/sluice/stream"
+)
+
+// BenchmarkSimple follows Kafka Streams' SimpleBenchmark: a 1-partition
+// source of N records with integer keys over 10k values and 100-byte
+// values, processed by a fresh app per iteration (so each iteration reads
+// the whole topic). Reported as rec/s of the whole run, broker on the same
+// machine.
+func BenchmarkSimple(b *testing.B) {
+	n := 1_000_000
+	if testing.Short() {
+		n = 100_000
+	}
+	br := brokertest.Start(b)
+	addr := br.Addr()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.DefaultProduceTopic("bench-in"), kgo.AllowAutoTopicCreation(),
+		kgo.ProducerBatchCompression(kgo.NoCompression()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cl.Close()
+	ctx := context.Background()
+	if _, err := kadm.NewClient(cl).CreateTopics(ctx, 1, 1, nil, "bench-in", "bench-out"); err != nil {
+		b.Fatal(err)
+	}
+	val := make([]byte, 100)
+	for i := range n {
+		key := binary.BigEndian.AppendUint32(nil, uint32(i%10_000))
+		cl.Produce(ctx, &kgo.Record{Key: key, Value: val}, nil)
+	}
+	if err := cl.Flush(ctx); err != nil {
+		b.Fatal(err)
+	}
+	keys := serde.Bytes()
+	cases := []struct {
+		name  string
+		build func(b *stream.Builder, seen *atomic.Int64)
+	}{
+		{"source-sink", func(sb *stream.Builder, seen *atomic.Int64) {
+			stream.Stream(sb, []string{"bench-in"}, keys, serde.Bytes()).Peek(func([]byte, []byte) { seen.Add(1) }).To("bench-out")
+		}},
+		{"count", func(sb *stream.Builder, seen *atomic.Int64) {
+			s := stream.Stream(sb, []string{"bench-in"}, keys, serde.Bytes()).Peek(func([]byte, []byte) { seen.Add(1) })
+			stream.Count(stream.GroupByKey(s), stream.Materialized("counts"), stream.InMemory())
+		}},
+	}
+	for _, c := range cases {
+		b.Run(fmt.Sprintf("%s/records=%d", c.name, n), func(b *testing.B) {
+			i := 0
+			for b.Loop() {
+				i++
+				var seen atomic.Int64
+				sb := stream.NewBuilder()
+				c.build(sb, &seen)
+				topo, err := sb.Build()
+				if err != nil {
+					b.Fatal(err)
+				}
+				app, err := stream.NewApp(topo, stream.AppID(fmt.Sprintf("bench-%s-%d", c.name, i)), stream.Brokers(addr),
+					stream.StateDir(b.TempDir()), stream.CommitInterval(time.Second))
+				if err != nil {
+					b.Fatal(err)
+				}
+				done := make(chan error, 1)
+				start := time.Now()
+				go func() { done <- app.Run(context.Background()) }()
+				deadline := time.After(5 * time.Minute)
+				for seen.Load() < int64(n) {
+					select {
+					case err := <-done:
+						b.Fatalf("app stopped: %v", err)
+					case <-deadline:
+						b.Fatalf("processed %d of %d records in 5 minutes", seen.Load(), n)
+					case <-time.After(5 * time.Millisecond):
+					}
+				}
+				el := time.Since(start)
+				b.StopTimer()
+				app.Close()
+				<-done
+				b.ReportMetric(float64(n)/el.Seconds(), "rec/s")
+				b.StartTimer()
+			}
+		})
+	}
+}
