@@ -16,6 +16,8 @@ import (
 	"github.com/sluicehq/sluice/stream"
 )
 
+var benchRuns atomic.Int64
+
 // BenchmarkSimple follows Kafka Streams' SimpleBenchmark: a 1-partition
 // source of N records with integer keys over 10k values and 100-byte
 // values, processed by a fresh app per iteration (so each iteration reads
@@ -61,9 +63,8 @@ func BenchmarkSimple(b *testing.B) {
 	}
 	for _, c := range cases {
 		b.Run(fmt.Sprintf("%s/records=%d", c.name, n), func(b *testing.B) {
-			i := 0
 			for b.Loop() {
-				i++
+				i := benchRuns.Add(1)
 				var seen atomic.Int64
 				sb := stream.NewBuilder()
 				c.build(sb, &seen)
