@@ -56,7 +56,11 @@ func BenchmarkSimple(b *testing.B) {
 		{"source-sink", func(sb *stream.Builder, seen *atomic.Int64) {
 			stream.Stream(sb, []string{"bench-in"}, keys, serde.Bytes()).Peek(func([]byte, []byte) { seen.Add(1) }).To("bench-out")
 		}},
-		{"count", func(sb *stream.Builder, seen *atomic.Int64) {
+		{"count-pebble", func(sb *stream.Builder, seen *atomic.Int64) {
+			s := stream.Stream(sb, []string{"bench-in"}, keys, serde.Bytes()).Peek(func([]byte, []byte) { seen.Add(1) })
+			stream.Count(stream.GroupByKey(s), stream.Materialized("counts"))
+		}},
+		{"count-memory", func(sb *stream.Builder, seen *atomic.Int64) {
 			s := stream.Stream(sb, []string{"bench-in"}, keys, serde.Bytes()).Peek(func([]byte, []byte) { seen.Add(1) })
 			stream.Count(stream.GroupByKey(s), stream.Materialized("counts"), stream.InMemory())
 		}},

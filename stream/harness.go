@@ -2,6 +2,8 @@ package stream
 
 import (
 	"fmt"
+
+	"github.com/sluicehq/sluice/table"
 	"log/slog"
 	"slices"
 	"sort"
@@ -89,7 +91,7 @@ func NewHarness(topo *Topology, cfg HarnessConfig) (*Harness, error) {
 			id := taskID{sub: st.id, partition: p}
 			stores := map[string]*taskStore{}
 			for _, name := range st.stores {
-				stores[name] = &taskStore{def: topo.stores[name], kv: newMemStore(), partition: p, out: h}
+				stores[name] = newTaskStore(topo.stores[name], table.NewMemory(), p, h)
 			}
 			t := newTask(topo, id, env, stores)
 			h.tasks[id] = t
@@ -135,7 +137,7 @@ func (h *Harness) send(r outRecord) {
 	}
 }
 
-func (h *Harness) changelog(string, int32, []byte, []byte) {}
+func (h *Harness) changelog(*taskStore, []byte, []byte) {}
 
 // Pipe feeds one record into a topic and processes it, and everything it
 // causes, to the end; then every task commits.
@@ -243,7 +245,7 @@ func (h *Harness) StoreScan(name string, fn func(partition int32, k, v []byte) b
 			continue
 		}
 		stop := false
-		if err := st.kv.Scan(nil, nil, func(k, v []byte) bool {
+		if err := st.scan(st.kv, nil, nil, func(k, v []byte) bool {
 			if !fn(id.partition, k, v) {
 				stop = true
 				return false

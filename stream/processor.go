@@ -193,7 +193,7 @@ func (s *KeyValueStore[K, V]) Range(from, to *K) iter.Seq2[K, V] {
 		if to != nil {
 			tb, _ = s.ref.ks.AppendEncode(nil, *to)
 		}
-		_ = s.st.kv.Scan(fb, tb, func(kb, vb []byte) bool {
+		_ = s.st.scan(s.st.kv, fb, tb, func(kb, vb []byte) bool {
 			k, err := s.ref.ks.Decode(kb)
 			if err != nil {
 				return true

@@ -2,12 +2,14 @@ package stream
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"iter"
 	"net/http"
 	"sort"
 
 	"github.com/sluicehq/sluice/serde"
+	"github.com/sluicehq/sluice/table"
 )
 
 // registerStore records a task's store for interactive queries.
@@ -71,14 +73,15 @@ func (q *QueryableStore[K, V]) Get(k K) (V, bool, error) {
 		return zero, false, err
 	}
 	for _, st := range stores {
-		b, ok, err := st.get(kb)
+		b, err := st.query.Get(kb)
+		if errors.Is(err, table.ErrNotFound) {
+			continue
+		}
 		if err != nil {
 			return zero, false, err
 		}
-		if ok {
-			v, err := q.vs.Decode(b)
-			return v, err == nil, err
-		}
+		v, err := q.vs.Decode(b)
+		return v, err == nil, err
 	}
 	return zero, false, nil
 }
@@ -98,7 +101,7 @@ func (q *QueryableStore[K, V]) All() iter.Seq2[K, V] {
 		sort.Slice(ps, func(i, j int) bool { return ps[i] < ps[j] })
 		for _, p := range ps {
 			stop := false
-			_ = stores[p].kv.Scan(nil, nil, func(kb, vb []byte) bool {
+			_ = stores[p].scan(stores[p].query, nil, nil, func(kb, vb []byte) bool {
 				k, err1 := q.ks.Decode(kb)
 				v, err2 := q.vs.Decode(vb)
 				if err1 != nil || err2 != nil {

@@ -2,32 +2,47 @@ package stream
 
 import (
 	"bytes"
-	"sort"
-	"sync"
+	"errors"
+	"sync/atomic"
+
+	"github.com/sluicehq/sluice/table"
 )
 
-// kvStore is the bytes-level store a task writes through. Implementations
-// come from package table (pebble, memory); memStore below serves until a
-// store is plugged in.
-type kvStore interface {
-	Get(key []byte) (value []byte, ok bool, err error)
-	Put(key, value []byte) error
-	Delete(key []byte) error
-	// Scan calls fn for keys in [from, to) in order (nil bounds are open).
-	Scan(from, to []byte, fn func(k, v []byte) bool) error
-	Close() error
-}
-
-// taskStore is a task's instance of a declared store: the store itself and
-// its changelog.
+// taskStore is a task's instance of a declared store: the bytes store
+// (package table: pebble or memory), its query view, and its changelog.
 type taskStore struct {
 	def       *storeDef
-	kv        kvStore
+	kv        table.Store
+	query     table.ReadOnly // safe for other goroutines (interactive queries)
+	persist   table.Persistent
 	partition int32
 	out       emitter
+
+	// logEnd is the next offset of the store's changelog partition, as far
+	// as acknowledged produces tell (-1: unknown). Checkpoints record it.
+	logEnd atomic.Int64
 }
 
-func (s *taskStore) get(k []byte) ([]byte, bool, error) { return s.kv.Get(k) }
+func newTaskStore(def *storeDef, kv table.Store, p int32, out emitter) *taskStore {
+	st := &taskStore{def: def, kv: kv, partition: p, out: out}
+	st.query, _ = table.QueryView(kv)
+	if st.query == nil {
+		st.query = kv
+	}
+	st.persist, _ = kv.(table.Persistent)
+	st.logEnd.Store(-1)
+	return st
+}
+
+// get returns the value of k; the slice is valid until the next call on the
+// store.
+func (s *taskStore) get(k []byte) ([]byte, bool, error) {
+	v, err := s.kv.Get(k)
+	if errors.Is(err, table.ErrNotFound) {
+		return nil, false, nil
+	}
+	return v, err == nil, err
+}
 
 func (s *taskStore) put(k, v []byte) error {
 	if err := s.kv.Put(k, v); err != nil {
@@ -36,7 +51,7 @@ func (s *taskStore) put(k, v []byte) error {
 	if s.def.changelog {
 		// Callers reuse their key buffers; the changelog record outlives
 		// the call.
-		s.out.changelog(s.def.name, s.partition, bytes.Clone(k), v)
+		s.out.changelog(s, bytes.Clone(k), v)
 	}
 	return nil
 }
@@ -46,74 +61,18 @@ func (s *taskStore) delete(k []byte) error {
 		return err
 	}
 	if s.def.changelog {
-		s.out.changelog(s.def.name, s.partition, bytes.Clone(k), nil)
+		s.out.changelog(s, bytes.Clone(k), nil)
 	}
 	return nil
 }
 
-// memStore is a sorted in-memory store, safe for concurrent readers.
-type memStore struct {
-	mu   sync.RWMutex
-	keys [][]byte
-	vals map[string][]byte
-}
-
-func newMemStore() *memStore { return &memStore{vals: map[string][]byte{}} }
-
-func (m *memStore) Get(k []byte) ([]byte, bool, error) {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	v, ok := m.vals[string(k)]
-	return v, ok, nil
-}
-
-func (m *memStore) Put(k, v []byte) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if _, ok := m.vals[string(k)]; !ok {
-		i := sort.Search(len(m.keys), func(i int) bool { return bytes.Compare(m.keys[i], k) >= 0 })
-		m.keys = append(m.keys, nil)
-		copy(m.keys[i+1:], m.keys[i:])
-		m.keys[i] = bytes.Clone(k)
-	}
-	m.vals[string(k)] = bytes.Clone(v)
-	return nil
-}
-
-func (m *memStore) Delete(k []byte) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if _, ok := m.vals[string(k)]; !ok {
-		return nil
-	}
-	delete(m.vals, string(k))
-	i := sort.Search(len(m.keys), func(i int) bool { return bytes.Compare(m.keys[i], k) >= 0 })
-	m.keys = append(m.keys[:i], m.keys[i+1:]...)
-	return nil
-}
-
-func (m *memStore) Scan(from, to []byte, fn func(k, v []byte) bool) error {
-	m.mu.RLock()
-	i := 0
-	if from != nil {
-		i = sort.Search(len(m.keys), func(i int) bool { return bytes.Compare(m.keys[i], from) >= 0 })
-	}
-	type kv struct{ k, v []byte }
-	var out []kv
-	for ; i < len(m.keys); i++ {
-		k := m.keys[i]
-		if to != nil && bytes.Compare(k, to) >= 0 {
-			break
-		}
-		out = append(out, kv{k, m.vals[string(k)]})
-	}
-	m.mu.RUnlock()
-	for _, e := range out {
-		if !fn(e.k, e.v) {
+// scan calls fn for the entries in [from, to) (nil: open) in key order.
+func (s *taskStore) scan(r table.ReadOnly, from, to []byte, fn func(k, v []byte) bool) error {
+	it := r.Range(from, to)
+	for k, v := range it.All() {
+		if !fn(k, v) {
 			break
 		}
 	}
-	return nil
+	return it.Err()
 }
-
-func (m *memStore) Close() error { return nil }

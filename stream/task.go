@@ -34,9 +34,9 @@ type outRecord struct {
 type emitter interface {
 	// send writes a record to a topic (physical name).
 	send(r outRecord)
-	// changelog writes a store update to partition p of the store's
-	// changelog topic (value nil: a tombstone).
-	changelog(store string, p int32, key, value []byte)
+	// changelog writes a store update to the store's changelog topic, in
+	// the task's partition (value nil: a tombstone).
+	changelog(st *taskStore, key, value []byte)
 }
 
 // taskID names a task: a sub-topology and a partition.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"runtime/pprof"
 	"strconv"
 	"sync"
@@ -15,6 +16,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sluicehq/sluice/table"
 )
 
 // thread is one stream thread: a consumer-group member (with its own
@@ -224,6 +227,7 @@ func (th *thread) commitLocked(ctx context.Context) error {
 		return fmt.Errorf("stream: commit offsets: %w", cerr)
 	}
 	th.mu.dirty = false
+	th.checkpointLocked()
 	return nil
 }
 
@@ -335,9 +339,16 @@ func (e threadEmitter) send(r outRecord) {
 	e.th.cl.Produce(context.Background(), kr, e.th.onProduced)
 }
 
-func (e threadEmitter) changelog(store string, p int32, key, value []byte) {
-	kr := &kgo.Record{Topic: e.th.a.changelogTopic(store), Partition: p, Key: key, Value: value}
-	e.th.cl.Produce(context.Background(), kr, e.th.onProduced)
+func (e threadEmitter) changelog(st *taskStore, key, value []byte) {
+	kr := &kgo.Record{Topic: e.th.a.changelogTopic(st.def.name), Partition: st.partition, Key: key, Value: value}
+	e.th.cl.Produce(context.Background(), kr, func(r *kgo.Record, err error) {
+		if err != nil {
+			e.th.onProduced(r, err)
+			return
+		}
+		// Acks of one partition arrive in offset order.
+		st.logEnd.Store(r.Offset + 1)
+	})
 }
 
 func (th *thread) onProduced(r *kgo.Record, err error) {
@@ -353,15 +364,31 @@ func (th *thread) newTask(ctx context.Context, id taskID) (*task, error) {
 	out := threadEmitter{th}
 	for _, name := range st.stores {
 		def := th.a.topo.stores[name]
-		kv := kvStore(newMemStore())
+		kv, err := th.openStore(def, id)
+		if err != nil {
+			for _, ts := range stores {
+				_ = ts.kv.Close()
+			}
+			return nil, err
+		}
+		ts := newTaskStore(def, kv, id.partition, out)
 		if def.changelog {
-			n, err := th.restore(ctx, name, id.partition, kv)
+			from := int64(0)
+			if ts.persist != nil {
+				from = ts.persist.RestoreFrom()
+			}
+			t0 := time.Now()
+			n, end, err := th.restore(ctx, name, id.partition, from, kv)
 			if err != nil {
+				_ = kv.Close()
+				for _, ts := range stores {
+					_ = ts.kv.Close()
+				}
 				return nil, fmt.Errorf("stream: restore store %s of task %s: %w", name, id, err)
 			}
-			th.log.Info("restored store", "store", name, "task", id.String(), "records", n)
+			ts.logEnd.Store(end)
+			th.log.Info("restored store", "store", name, "task", id.String(), "from", from, "records", n, "took", time.Since(t0))
 		}
-		ts := &taskStore{def: def, kv: kv, partition: id.partition, out: out}
 		stores[name] = ts
 		th.a.registerStore(name, id.partition, ts)
 	}
@@ -387,53 +414,103 @@ func (th *thread) deserHandler(out emitter) func(*DeserializationError) error {
 	}
 }
 
-// restore reads a store's changelog partition from the start to its end
-// into kv.
-func (th *thread) restore(ctx context.Context, store string, p int32, kv kvStore) (int64, error) {
-	topic := th.a.changelogTopic(store)
-	cl, err := th.a.newClient(kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {p: kgo.NewOffset().AtStart()}}))
+// openStore opens a task's store: pebble under the state directory
+// (<state-dir>/<task>/<store>) for persistent stores, memory otherwise.
+func (th *thread) openStore(def *storeDef, id taskID) (table.Store, error) {
+	if !def.persistent {
+		return table.NewMemory(), nil
+	}
+	dir := filepath.Join(th.a.cfg.stateDir, id.String(), def.name)
+	p, err := table.OpenPebble(dir, table.Logger(th.log))
 	if err != nil {
-		return 0, err
+		return nil, fmt.Errorf("stream: open store %s of task %s in %s: %w", def.name, id, dir, err)
+	}
+	return p, nil
+}
+
+// checkpointLocked records, after a commit, how far each persistent store
+// holds its changelog, so a restart restores only the tail.
+func (th *thread) checkpointLocked() {
+	for _, t := range th.mu.tasks {
+		for _, st := range t.stores {
+			if st.persist == nil || !st.def.changelog {
+				continue
+			}
+			end := st.logEnd.Load()
+			if end < 0 {
+				continue
+			}
+			if err := st.kv.Flush(); err != nil {
+				th.log.Warn("flush store before checkpoint", "store", st.def.name, "err", err)
+				continue
+			}
+			if err := st.persist.Checkpoint(end); err != nil {
+				th.log.Warn("write store checkpoint", "store", st.def.name, "err", err)
+			}
+		}
+	}
+}
+
+// restore reads a store's changelog partition from offset from to its end
+// into kv, returning the records applied and the end offset.
+func (th *thread) restore(ctx context.Context, store string, p int32, from int64, dst table.Store) (int64, int64, error) {
+	topic := th.a.changelogTopic(store)
+	cl, err := th.a.newClient(kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {p: kgo.NewOffset().At(from)}}),
+		kgo.FetchMaxPartitionBytes(4<<20))
+	if err != nil {
+		return 0, 0, err
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
 	ends, err := adm.ListEndOffsets(ctx, topic)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	starts, err := adm.ListStartOffsets(ctx, topic)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	end, ok := ends.Lookup(topic, p)
 	start, ok2 := starts.Lookup(topic, p)
 	if !ok || !ok2 || end.Err != nil || start.Err != nil {
-		return 0, fmt.Errorf("offsets of %s-%d: %v %v", topic, p, end.Err, start.Err)
+		return 0, 0, fmt.Errorf("offsets of %s-%d: %v %v", topic, p, end.Err, start.Err)
+	}
+	if from > end.Offset {
+		// The checkpoint is ahead of the changelog (it was recreated):
+		// the local state cannot be trusted.
+		return 0, 0, fmt.Errorf("checkpoint %d is past the end %d of %s-%d: delete the state directory to restore from scratch", from, end.Offset, topic, p)
 	}
 	var n int64
-	for next := start.Offset; next < end.Offset; {
+	var batch []rawKV
+	for next := max(from, start.Offset); next < end.Offset; {
 		fs := cl.PollFetches(ctx)
 		if err := ctx.Err(); err != nil {
-			return n, err
+			return n, 0, err
 		}
 		var ferr error
 		fs.EachError(func(_ string, _ int32, err error) { ferr = err })
 		if ferr != nil {
-			return n, ferr
+			return n, 0, ferr
 		}
+		batch = batch[:0]
 		for it := fs.RecordIter(); !it.Done(); {
 			r := it.Next()
 			next = r.Offset + 1
-			if r.Value == nil {
-				err = kv.Delete(r.Key)
-			} else {
-				err = kv.Put(r.Key, r.Value)
+			batch = append(batch, rawKV{r.Key, r.Value})
+		}
+		c, err := table.Restore(dst, func(yield func([]byte, []byte) bool) {
+			for _, e := range batch {
+				if !yield(e.k, e.v) {
+					return
+				}
 			}
-			if err != nil {
-				return n, err
-			}
-			n++
+		})
+		n += int64(c)
+		if err != nil {
+			return n, 0, err
 		}
 	}
-	return n, nil
+	return n, end.Offset, nil
 }
+
+type rawKV struct{ k, v []byte }
