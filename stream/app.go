@@ -40,7 +40,7 @@ type App struct {
 
 // NewApp validates the options and prepares an app; Run starts it.
 func NewApp(topo *Topology, opts ...AppOpt) (*App, error) {
-	cfg := appConfig{commitInterval: 30 * time.Second, threads: 1, replication: 1}
+	cfg := appConfig{commitInterval: 30 * time.Second, threads: 1, replication: 1, cacheBytes: 10 << 20}
 	for _, o := range opts {
 		o.applyApp(&cfg)
 	}

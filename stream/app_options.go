@@ -27,6 +27,7 @@ type appConfig struct {
 	onDeser        func(*DeserializationError) error
 	deadLetter     string
 	replication    int16
+	cacheBytes     int64
 }
 
 // AppID sets the application id (required): the consumer group, and the
@@ -62,6 +63,11 @@ func Logger(l *slog.Logger) AppOpt { return appOptFunc(func(c *appConfig) { c.lo
 func ClientOpts(opts ...kgo.Opt) AppOpt {
 	return appOptFunc(func(c *appConfig) { c.clientOpts = append(c.clientOpts, opts...) })
 }
+
+// CacheMaxBytes is the record cache of the app's stateful operators, split
+// between its threads (default 10 MiB; 0 forwards every update at once).
+// Kafka Streams' cache.max.bytes.buffering (statestore.cache.max.bytes).
+func CacheMaxBytes(n int64) AppOpt { return appOptFunc(func(c *appConfig) { c.cacheBytes = n }) }
 
 // ReplicationFactor for the internal topics the app creates (default 1).
 func ReplicationFactor(n int16) AppOpt { return appOptFunc(func(c *appConfig) { c.replication = n }) }

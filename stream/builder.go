@@ -43,6 +43,7 @@ type storeDef struct {
 	owner      *node
 	persistent bool // pebble (true) or in-memory
 	changelog  bool
+	cached     bool // updates go through the record cache and are forwarded at flush
 	users      []*node
 }
 

@@ -54,6 +54,7 @@ func aggregation[K, V, A any](g KGroupedStream[K, V], prefix string, aSerde serd
 	n, out := attach(s, "KSTREAM-"+prefix, opOpts{name: o.name}, func(t *task, n *node, next procFn[K, Change[A]]) procFn[K, V] {
 		st := t.stores[storeName]
 		ks := s.kSerde
+		next = emitChanges(t, st, ks, aSerde, n.name, next)
 		var kbuf []byte
 		return func(r rec[K, V]) {
 			var err error
@@ -94,7 +95,7 @@ func aggregation[K, V, A any](g KGroupedStream[K, V], prefix string, aSerde serd
 	if aSerde == nil {
 		n.missing = append(n.missing, "aggregate value")
 	}
-	b.addStore(&storeDef{name: storeName, owner: n, persistent: !o.inMemory, changelog: !o.noLog})
+	b.addStore(&storeDef{name: storeName, owner: n, persistent: !o.inMemory, changelog: !o.noLog, cached: !o.noCache})
 	return KTable[K, A]{b: b, n: n, out: out, kSerde: s.kSerde, vSerde: aSerde, store: storeName}
 }
 

@@ -97,6 +97,7 @@ func tableAggregation[K, V, A any](g KGroupedTable[K, V], aSerde serde.Serde[A],
 	n, out := attach(s, "KTABLE-AGGREGATE", opOpts{name: o.name}, func(t *task, n *node, next procFn[K, Change[A]]) procFn[K, tableOp[V]] {
 		st := t.stores[storeName]
 		ks := s.kSerde
+		next = emitChanges(t, st, ks, aSerde, n.name, next)
 		var kbuf []byte
 		return func(r rec[K, tableOp[V]]) {
 			var err error
@@ -141,7 +142,7 @@ func tableAggregation[K, V, A any](g KGroupedTable[K, V], aSerde serde.Serde[A],
 	if aSerde == nil {
 		n.missing = append(n.missing, "aggregate value")
 	}
-	b.addStore(&storeDef{name: storeName, owner: n, persistent: !o.inMemory, changelog: !o.noLog})
+	b.addStore(&storeDef{name: storeName, owner: n, persistent: !o.inMemory, changelog: !o.noLog, cached: !o.noCache})
 	return KTable[K, A]{b: b, n: n, out: out, kSerde: s.kSerde, vSerde: aSerde, store: storeName}
 }
 

@@ -85,13 +85,14 @@ func NewHarness(topo *Topology, cfg HarnessConfig) (*Harness, error) {
 	})
 	env := taskEnv{appID: cfg.AppID, out: h, log: cfg.Logger, onError: cfg.ProcessingErrors, onDeser: cfg.DeserializationErrors,
 		clock: func() time.Time { return h.now }}
+	cache := table.NewCache(table.DefaultCacheBytes)
 	for _, st := range topo.subs {
 		n := counts.sub[st.id]
 		for p := range n {
 			id := taskID{sub: st.id, partition: p}
 			stores := map[string]*taskStore{}
 			for _, name := range st.stores {
-				stores[name] = newTaskStore(topo.stores[name], table.NewMemory(), p, h)
+				stores[name] = newTaskStore(topo.stores[name], table.NewMemory(), p, h, cache)
 			}
 			t := newTask(topo, id, env, stores)
 			h.tasks[id] = t

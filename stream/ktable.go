@@ -37,7 +37,7 @@ func materialize[K, V any](b *Builder, parent *node, prefix string, o opOpts, ks
 	n := b.newNode(kindProcessor, "KTABLE-"+prefix, o.name, parent)
 	n.stores = []string{storeName}
 	out := &outs[K, Change[V]]{}
-	b.addStore(&storeDef{name: storeName, owner: n, persistent: !o.inMemory, changelog: !o.noLog})
+	b.addStore(&storeDef{name: storeName, owner: n, persistent: !o.inMemory, changelog: !o.noLog, cached: !o.noCache})
 	if ks == nil {
 		n.missing = append(n.missing, "key")
 	}
@@ -46,9 +46,9 @@ func materialize[K, V any](b *Builder, parent *node, prefix string, o opOpts, ks
 	}
 	mk := func(t *task) procFn[K, Change[V]] {
 		return memoize(t, n, func() procFn[K, Change[V]] {
-			next := buildOuts(t, out)
 			st := t.stores[storeName]
 			name := n.name
+			next := emitChanges(t, st, ks, vs, name, buildOuts(t, out))
 			var kbuf []byte
 			return func(r rec[K, Change[V]]) {
 				t.procName = name

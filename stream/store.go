@@ -3,8 +3,10 @@ package stream
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"sync/atomic"
 
+	"github.com/sluicehq/sluice/serde"
 	"github.com/sluicehq/sluice/table"
 )
 
@@ -12,24 +14,54 @@ import (
 // (package table: pebble or memory), its query view, and its changelog.
 type taskStore struct {
 	def       *storeDef
-	kv        table.Store
+	kv        table.Store    // the top of the stack: cache, changelog, store
+	base      table.Store    // the store itself (pebble or memory)
 	query     table.ReadOnly // safe for other goroutines (interactive queries)
 	persist   table.Persistent
 	partition int32
 	out       emitter
+	cached    bool
+
+	// forward, set by the processor owning a cached store, receives the
+	// entries leaving the cache (at eviction and commit) to send them
+	// downstream: key, new value (nil: deleted) and old value (nil: none).
+	forward func(key, value, old []byte) error
 
 	// logEnd is the next offset of the store's changelog partition, as far
 	// as acknowledged produces tell (-1: unknown). Checkpoints record it.
 	logEnd atomic.Int64
 }
 
-func newTaskStore(def *storeDef, kv table.Store, p int32, out emitter) *taskStore {
-	st := &taskStore{def: def, kv: kv, partition: p, out: out}
-	st.query, _ = table.QueryView(kv)
-	if st.query == nil {
-		st.query = kv
+// newTaskStore stacks a task's store: base, then the changelog (if
+// logged), then the record cache (if the operator caches and cache is not
+// nil), as package table describes.
+func newTaskStore(def *storeDef, base table.Store, p int32, out emitter, cache *table.Cache) *taskStore {
+	st := &taskStore{def: def, base: base, partition: p, out: out}
+	layer := base
+	if def.changelog {
+		layer = table.NewLogged(layer, table.ChangelogFunc(func(k, v []byte) error {
+			if v != nil {
+				v = bytes.Clone(v)
+			}
+			out.changelog(st, bytes.Clone(k), v)
+			return nil
+		}))
 	}
-	st.persist, _ = kv.(table.Persistent)
+	if def.cached && cache != nil && cache.Max() > 0 {
+		st.cached = true
+		layer = table.NewCached(layer, cache, func(k, v, old []byte) error {
+			if st.forward == nil {
+				return nil
+			}
+			return st.forward(k, v, old)
+		}, table.SendOldValues())
+	}
+	st.kv = layer
+	st.query, _ = table.QueryView(base)
+	if st.query == nil {
+		st.query = base
+	}
+	st.persist, _ = base.(table.Persistent)
 	st.logEnd.Store(-1)
 	return st
 }
@@ -44,27 +76,9 @@ func (s *taskStore) get(k []byte) ([]byte, bool, error) {
 	return v, err == nil, err
 }
 
-func (s *taskStore) put(k, v []byte) error {
-	if err := s.kv.Put(k, v); err != nil {
-		return err
-	}
-	if s.def.changelog {
-		// Callers reuse their key buffers; the changelog record outlives
-		// the call.
-		s.out.changelog(s, bytes.Clone(k), v)
-	}
-	return nil
-}
+func (s *taskStore) put(k, v []byte) error { return s.kv.Put(k, v) }
 
-func (s *taskStore) delete(k []byte) error {
-	if err := s.kv.Delete(k); err != nil {
-		return err
-	}
-	if s.def.changelog {
-		s.out.changelog(s, bytes.Clone(k), nil)
-	}
-	return nil
-}
+func (s *taskStore) delete(k []byte) error { return s.kv.Delete(k) }
 
 // scan calls fn for the entries in [from, to) (nil: open) in key order.
 func (s *taskStore) scan(r table.ReadOnly, from, to []byte, fn func(k, v []byte) bool) error {
@@ -75,4 +89,40 @@ func (s *taskStore) scan(r table.ReadOnly, from, to []byte, fn func(k, v []byte)
 		}
 	}
 	return it.Err()
+}
+
+// emitChanges connects a cached store to its processor's children: entries
+// leaving the cache become Change records (at the task's stream time), and
+// commits flush the cache. For an uncached store it returns nil and the
+// processor forwards each update itself.
+func emitChanges[K, V any](t *task, st *taskStore, ks serde.Serde[K], vs serde.Serde[V], name string, next procFn[K, Change[V]]) func(r rec[K, Change[V]]) {
+	if !st.cached {
+		return next
+	}
+	st.forward = func(kb, vb, ob []byte) error {
+		k, err := ks.Decode(kb)
+		if err != nil {
+			return fmt.Errorf("store %s: decode key: %w", st.def.name, err)
+		}
+		var c Change[V]
+		if vb != nil {
+			if c.New, err = vs.Decode(vb); err != nil {
+				return fmt.Errorf("store %s: decode value: %w", st.def.name, err)
+			}
+			c.HasNew = true
+		}
+		if ob != nil {
+			if c.Old, err = vs.Decode(ob); err != nil {
+				return fmt.Errorf("store %s: decode old value: %w", st.def.name, err)
+			}
+			c.HasOld = true
+		}
+		prev := t.procName
+		t.procName = name
+		next(rec[K, Change[V]]{key: k, value: c, ts: max(t.streamTime, 0)})
+		t.procName = prev
+		return nil
+	}
+	t.flushers = append(t.flushers, st.kv.Flush)
+	return func(rec[K, Change[V]]) {} // forwarding happens at flush
 }

@@ -162,9 +162,11 @@ func (t *task) deserializationError(e *DeserializationError) {
 
 // flush runs at commit: caches and buffers push their contents downstream.
 func (t *task) flush() error {
+	// Flushers were added downstream first (processors are built from
+	// their children up): run them upstream first.
 	var errs []error
-	for _, f := range t.flushers {
-		errs = append(errs, f())
+	for i := len(t.flushers) - 1; i >= 0; i-- {
+		errs = append(errs, t.flushers[i]())
 	}
 	return errors.Join(errs...)
 }

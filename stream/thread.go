@@ -42,13 +42,15 @@ type thread struct {
 		offsets map[string]map[int32]kgo.EpochOffset // next offset to commit
 		dirty   bool
 	}
+	cache      *table.Cache // the record cache shared by the thread's stores
 	prodErr    atomic.Pointer[error]
 	lastCommit time.Time
 	fatal      error // set by callbacks, returned by run
 }
 
 func newThread(a *App, id int, plan partitionPlan) (*thread, error) {
-	th := &thread{a: a, id: id, plan: plan, log: a.log.With("thread", id), subOf: map[string]int{}, changelogs: map[string]bool{}}
+	th := &thread{a: a, id: id, plan: plan, log: a.log.With("thread", id), subOf: map[string]int{}, changelogs: map[string]bool{},
+		cache: table.NewCache(a.cfg.cacheBytes / int64(a.cfg.threads))}
 	th.mu.tasks = map[taskID]*task{}
 	th.mu.byTP = map[tp]*task{}
 	th.mu.offsets = map[string]map[int32]kgo.EpochOffset{}
@@ -192,6 +194,10 @@ func (th *thread) handle(ctx context.Context, fs kgo.Fetches) error {
 // replays the records since the previous commit.
 func (th *thread) commitLocked(ctx context.Context) error {
 	th.lastCommit = time.Now()
+	// A commit runs to its end even when the app is being stopped: a
+	// half-done commit only means more to reprocess.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
 	for _, t := range th.mu.tasks {
 		if err := t.flush(); err != nil {
 			return err
@@ -371,7 +377,7 @@ func (th *thread) newTask(ctx context.Context, id taskID) (*task, error) {
 			}
 			return nil, err
 		}
-		ts := newTaskStore(def, kv, id.partition, out)
+		ts := newTaskStore(def, kv, id.partition, out, th.cache)
 		if def.changelog {
 			from := int64(0)
 			if ts.persist != nil {
