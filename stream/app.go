@@ -33,6 +33,7 @@ type App struct {
 		threads []*thread
 	}
 	stores    map[string]map[int32]*taskStore // guarded by mu: local stores, for queries
+	globals   globalStores
 	closeOnce sync.Once
 	cancel    context.CancelFunc
 	done      chan struct{}
@@ -88,6 +89,9 @@ func (a *App) setup(ctx context.Context) (partitionPlan, error) {
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
 	sources := a.topo.SourceTopics()
+	for _, g := range a.topo.globals {
+		sources = append(sources, g.topic)
+	}
 	td, err := adm.ListTopics(ctx, sources...)
 	if err != nil {
 		return partitionPlan{}, fmt.Errorf("stream: list source topics: %w", err)
@@ -173,8 +177,13 @@ func (a *App) Run(ctx context.Context) error {
 	if err := os.MkdirAll(a.cfg.stateDir, 0o755); err != nil {
 		return fmt.Errorf("stream: state dir: %w", err)
 	}
-	errc := make(chan error, a.cfg.threads)
 	var wg sync.WaitGroup
+	defer wg.Wait()
+	if err := a.runGlobals(ctx, &wg); err != nil {
+		a.cancel()
+		return err
+	}
+	errc := make(chan error, a.cfg.threads)
 	for i := range a.cfg.threads {
 		th, err := newThread(a, i, plan)
 		if err != nil {

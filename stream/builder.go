@@ -58,6 +58,7 @@ type Builder struct {
 	seq        int
 
 	repartitions []*repartitionDef
+	globals      []*globalDef
 }
 
 // NewBuilder returns an empty topology builder.
@@ -99,6 +100,7 @@ type Topology struct {
 	stores       map[string]*storeDef
 	subs         []*subTopology
 	repartitions []*repartitionDef
+	globals      []*globalDef
 }
 
 type subTopology struct {
@@ -117,7 +119,7 @@ type subTopology struct {
 func (b *Builder) Build() (*Topology, error) {
 	var errs []error
 	errs = append(errs, b.errs...)
-	if len(b.nodes) == 0 {
+	if len(b.nodes) == 0 && len(b.globals) == 0 {
 		errs = append(errs, buildErr("topology", "no sources: add a stream or table"))
 	}
 	names := map[string]bool{}
@@ -148,7 +150,7 @@ func (b *Builder) Build() (*Topology, error) {
 	if len(errs) > 0 {
 		return nil, joinBuildErrs(errs)
 	}
-	t := &Topology{nodes: b.nodes, stores: b.stores, repartitions: b.repartitions}
+	t := &Topology{nodes: b.nodes, stores: b.stores, repartitions: b.repartitions, globals: b.globals}
 	t.assignSubTopologies()
 	// A store must live in one sub-topology: its users must be connected.
 	for _, sd := range b.stores {
@@ -282,6 +284,9 @@ func (t *Topology) Describe() string {
 			}
 		}
 		sb.WriteString("\n")
+	}
+	for _, g := range t.globals {
+		fmt.Fprintf(&sb, "   Global table: %s (topic: %s)\n", g.name, g.topic)
 	}
 	return sb.String()
 }

@@ -26,6 +26,8 @@ type Harness struct {
 	offsets map[string]int64
 	now     time.Time
 	failure error
+	globals globalStores
+	gtopics map[string]*taskStore
 }
 
 // HarnessConfig configures a Harness.
@@ -109,6 +111,12 @@ func NewHarness(topo *Topology, cfg HarnessConfig) (*Harness, error) {
 	for topic, n := range counts.topic {
 		h.parts[topic] = n
 	}
+	h.gtopics = map[string]*taskStore{}
+	for _, g := range topo.globals {
+		st := newTaskStore(&storeDef{name: g.name}, table.NewMemory(), -1, h, nil)
+		h.globals.set(g.name, st)
+		h.gtopics[g.topic] = st
+	}
 	return h, nil
 }
 
@@ -145,6 +153,9 @@ func (h *Harness) changelog(*taskStore, []byte, []byte) {}
 func (h *Harness) Pipe(topic string, key, value []byte, ts time.Time, headers []Header) error {
 	if h.failure != nil {
 		return fmt.Errorf("stream: the harness failed earlier: %w", h.failure)
+	}
+	if st, ok := h.gtopics[topic]; ok {
+		return applyGlobal(st, key, value)
 	}
 	if _, ok := h.byTopic[topic]; !ok {
 		return fmt.Errorf("stream: the topology does not read topic %q", topic)
@@ -237,6 +248,9 @@ func (h *Harness) Output(topic string) []RawRecord {
 // StoreScan calls fn for every entry of the named store, over all tasks
 // (partitions), in key order within each partition.
 func (h *Harness) StoreScan(name string, fn func(partition int32, k, v []byte) bool) error {
+	if st := h.globals.get(name); st != nil {
+		return st.scan(st.kv, nil, nil, func(k, v []byte) bool { return fn(-1, k, v) })
+	}
 	if _, ok := h.topo.stores[name]; !ok {
 		return fmt.Errorf("stream: no store named %q (stores: %v)", name, h.topo.storeNames())
 	}

@@ -34,6 +34,9 @@ func (a *App) unregisterStore(name string, p int32, st *taskStore) {
 }
 
 func (a *App) localStores(name string) (map[int32]*taskStore, error) {
+	if st := a.globals.get(name); st != nil {
+		return map[int32]*taskStore{-1: st}, nil
+	}
 	if _, ok := a.topo.stores[name]; !ok {
 		return nil, fmt.Errorf("stream: no store named %q (stores: %v)", name, a.topo.storeNames())
 	}

@@ -359,3 +359,15 @@ func TestDescribe(t *testing.T) {
 		t.Fatal("unreachable")
 	}
 }
+
+func TestGlobalTable(t *testing.T) {
+	b := stream.NewBuilder()
+	stream.GlobalTable(b, "countries", str, str, stream.Materialized("countries"))
+	stream.Stream(b, []string{"in"}, str, str).To("out")
+	d := streamtest.New(t, build(t, b))
+	c := streamtest.Input(d, "countries", str, str)
+	c.Pipe("fr", "France", ts(1))
+	c.Pipe("de", "Germany", ts(2))
+	c.PipeTombstone("fr", ts(3))
+	check(t, "global store", streamtest.Store(d, "countries", str, str), map[string]string{"de": "Germany"})
+}
