@@ -34,6 +34,7 @@ type App struct {
 	}
 	stores    map[string]map[int32]*taskStore // guarded by mu: local stores, for queries
 	globals   globalStores
+	metrics   metrics
 	closeOnce sync.Once
 	cancel    context.CancelFunc
 	done      chan struct{}
@@ -230,3 +231,6 @@ type tp struct {
 }
 
 func (t tp) String() string { return t.topic + "-" + strconv.Itoa(int(t.partition)) }
+
+// Metrics returns a snapshot of the app's counters.
+func (a *App) Metrics() Metrics { return a.metrics.snapshot() }

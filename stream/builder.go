@@ -39,12 +39,14 @@ type node struct {
 
 // storeDef describes a state store declared by the topology.
 type storeDef struct {
-	name       string
-	owner      *node
-	persistent bool // pebble (true) or in-memory
-	changelog  bool
-	cached     bool // updates go through the record cache and are forwarded at flush
-	users      []*node
+	name        string
+	owner       *node
+	persistent  bool // pebble (true) or in-memory
+	changelog   bool
+	cached      bool  // updates go through the record cache and are forwarded at flush
+	windowed    bool  // keys end with an 8-byte window start (window.KeySerde)
+	retentionMs int64 // windowed: windows older than this (by start, vs stream time) are dropped
+	users       []*node
 }
 
 // Builder builds a topology. Create streams and tables with the package

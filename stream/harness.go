@@ -28,6 +28,7 @@ type Harness struct {
 	failure error
 	globals globalStores
 	gtopics map[string]*taskStore
+	metrics metrics
 }
 
 // HarnessConfig configures a Harness.
@@ -86,7 +87,7 @@ func NewHarness(topo *Topology, cfg HarnessConfig) (*Harness, error) {
 		return 1
 	})
 	env := taskEnv{appID: cfg.AppID, out: h, log: cfg.Logger, onError: cfg.ProcessingErrors, onDeser: cfg.DeserializationErrors,
-		clock: func() time.Time { return h.now }}
+		clock: func() time.Time { return h.now }, metrics: &h.metrics}
 	cache := table.NewCache(table.DefaultCacheBytes)
 	for _, st := range topo.subs {
 		n := counts.sub[st.id]
@@ -306,3 +307,6 @@ func (t *Topology) storeNames() []string {
 	slices.Sort(out)
 	return out
 }
+
+// Metrics returns the harness's counters.
+func (h *Harness) Metrics() Metrics { return h.metrics.snapshot() }

@@ -15,6 +15,7 @@ import (
 type taskStore struct {
 	def       *storeDef
 	kv        table.Store    // the top of the stack: cache, changelog, store
+	uncached  table.Store    // the stack without the cache: changelog, store
 	base      table.Store    // the store itself (pebble or memory)
 	query     table.ReadOnly // safe for other goroutines (interactive queries)
 	persist   table.Persistent
@@ -47,6 +48,7 @@ func newTaskStore(def *storeDef, base table.Store, p int32, out emitter, cache *
 			return nil
 		}))
 	}
+	st.uncached = layer
 	if def.cached && cache != nil && cache.Max() > 0 {
 		st.cached = true
 		layer = table.NewCached(layer, cache, func(k, v, old []byte) error {

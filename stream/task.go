@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"sync/atomic"
 	"time"
 )
 
@@ -59,6 +60,7 @@ type task struct {
 	onError func(*ProcessingError) error
 	onDeser func(*DeserializationError) error
 	clock   func() time.Time
+	metrics *metrics
 
 	entries map[string]func(*inRecord) // by physical topic
 	memo    map[*node]any              // built processor functions, per node
@@ -84,13 +86,38 @@ type taskEnv struct {
 	onError func(*ProcessingError) error
 	onDeser func(*DeserializationError) error
 	clock   func() time.Time
+	metrics *metrics
+}
+
+// metrics are an app's (or harness's) counters, shared by its tasks.
+type metrics struct {
+	droppedLate atomic.Int64
+}
+
+// Metrics is a snapshot of an app's counters.
+type Metrics struct {
+	// DroppedLateRecords counts records that arrived after every window they
+	// belong to had closed (stream time past window end + grace).
+	DroppedLateRecords int64
+}
+
+func (m *metrics) snapshot() Metrics {
+	if m == nil {
+		return Metrics{}
+	}
+	return Metrics{DroppedLateRecords: m.droppedLate.Load()}
 }
 
 func newTask(topo *Topology, id taskID, env taskEnv, stores map[string]*taskStore) *task {
 	t := &task{
-		id: id, topo: topo, appID: env.appID, out: env.out, log: env.log, onError: env.onError, onDeser: env.onDeser, clock: env.clock,
+		id: id, topo: topo, appID: env.appID, out: env.out, log: env.log, onError: env.onError, onDeser: env.onDeser, clock: env.clock, metrics: env.metrics,
 		entries: map[string]func(*inRecord){}, memo: map[*node]any{}, stores: stores,
 		streamTime: -1,
+	}
+	for _, st := range stores {
+		if st.def.windowed && st.def.retentionMs > 0 {
+			t.flushers = append(t.flushers, func() error { return expireWindows(t, st) })
+		}
 	}
 	for _, src := range topo.subs[id.sub].sources {
 		fn := src.entry(t)
@@ -149,6 +176,12 @@ func (t *task) fail(err error) {
 	}
 	if e := t.onError(perr); e != nil && t.err == nil {
 		t.err = e
+	}
+}
+
+func (t *task) dropLate() {
+	if t.metrics != nil {
+		t.metrics.droppedLate.Add(1)
 	}
 }
 

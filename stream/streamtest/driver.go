@@ -244,3 +244,6 @@ func Store[K comparable, V any](d *Driver, name string, k serde.Serde[K], v serd
 // OutputRaw returns and consumes the raw records written to a topic (e.g.
 // an internal repartition topic, named <app-id>-<name>-repartition).
 func OutputRaw(d *Driver, topic string) []stream.RawRecord { return d.h.Output(topic) }
+
+// Metrics returns the topology's counters (late records dropped, ...).
+func (d *Driver) Metrics() stream.Metrics { return d.h.Metrics() }
