@@ -26,11 +26,14 @@ type node struct {
 	children []*node
 	sub      int // sub-topology, set by Build
 
-	topics  []string // sources: topics read
-	sinkTo  string   // sinks: fixed topic ("" when chosen per record)
-	stores  []string // stores the processor uses
-	partOf  string   // repartition topic this node reads or writes ("" if none)
-	missing []string // serdes this operator needs but lacks (checked by Build)
+	topics []string // sources: topics read
+	sinkTo string   // sinks: fixed topic ("" when chosen per record)
+	stores []string // stores the processor uses
+	partOf string   // repartition topic this node reads or writes ("" if none)
+	// copartition marks a join: the source topics of its sub-topology must
+	// have equal partition counts (checked when the app starts).
+	copartition bool
+	missing     []string // serdes this operator needs but lacks (checked by Build)
 
 	// entry builds, for a task, the function records of topic enter by
 	// (sources only).
@@ -213,7 +216,18 @@ func (t *Topology) assignSubTopologies() {
 			parent[find(i)] = find(idx[p])
 		}
 	}
-	// Nodes that use the same store belong together too.
+	// Nodes that use the same store belong together too (a join reads the
+	// store of the table it joins).
+	storeUser := map[string]int{}
+	for i, n := range t.nodes {
+		for _, s := range n.stores {
+			if j, ok := storeUser[s]; ok {
+				parent[find(i)] = find(j)
+			} else {
+				storeUser[s] = i
+			}
+		}
+	}
 	byComp := map[int][]*node{}
 	var order []int
 	for i, n := range t.nodes {

@@ -87,7 +87,7 @@ func NewHarness(topo *Topology, cfg HarnessConfig) (*Harness, error) {
 		return 1
 	})
 	env := taskEnv{appID: cfg.AppID, out: h, log: cfg.Logger, onError: cfg.ProcessingErrors, onDeser: cfg.DeserializationErrors,
-		clock: func() time.Time { return h.now }, metrics: &h.metrics}
+		clock: func() time.Time { return h.now }, metrics: &h.metrics, globals: &h.globals}
 	cache := table.NewCache(table.DefaultCacheBytes)
 	for _, st := range topo.subs {
 		n := counts.sub[st.id]

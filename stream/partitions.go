@@ -1,6 +1,9 @@
 package stream
 
-import "slices"
+import (
+	"fmt"
+	"slices"
+)
 
 type partitionPlan struct {
 	sub   map[int]int32    // sub-topology -> task count
@@ -55,4 +58,37 @@ func (t *Topology) repartitionTopics(appID string, plan partitionPlan) map[strin
 		out[appID+"-"+r.name] = max(n, 1)
 	}
 	return out
+}
+
+// checkCopartitioning verifies that the user topics read by a sub-topology
+// with a join have the same partition count, so that equal keys meet in the
+// same task.
+func (t *Topology) checkCopartitioning(partitions func(topic string) int32) error {
+	for _, st := range t.subs {
+		var join *node
+		for _, n := range st.nodes {
+			if n.copartition {
+				join = n
+			}
+		}
+		if join == nil {
+			continue
+		}
+		counts := map[string]int32{}
+		var first int32
+		for _, tp := range st.topics {
+			if slices.Contains(st.repart, tp) {
+				continue
+			}
+			c := partitions(tp)
+			counts[tp] = c
+			if first == 0 {
+				first = c
+			}
+			if c != first {
+				return fmt.Errorf("%w: %s: topics %v are not co-partitioned (partition counts %v): a join needs equal counts; repartition one side (Repartition with Partitions)", ErrInvalidTopology, join.name, st.topics, counts)
+			}
+		}
+	}
+	return nil
 }

@@ -61,6 +61,7 @@ type task struct {
 	onDeser func(*DeserializationError) error
 	clock   func() time.Time
 	metrics *metrics
+	globals *globalStores
 
 	entries map[string]func(*inRecord) // by physical topic
 	memo    map[*node]any              // built processor functions, per node
@@ -87,6 +88,7 @@ type taskEnv struct {
 	onDeser func(*DeserializationError) error
 	clock   func() time.Time
 	metrics *metrics
+	globals *globalStores
 }
 
 // metrics are an app's (or harness's) counters, shared by its tasks.
@@ -110,7 +112,7 @@ func (m *metrics) snapshot() Metrics {
 
 func newTask(topo *Topology, id taskID, env taskEnv, stores map[string]*taskStore) *task {
 	t := &task{
-		id: id, topo: topo, appID: env.appID, out: env.out, log: env.log, onError: env.onError, onDeser: env.onDeser, clock: env.clock, metrics: env.metrics,
+		id: id, topo: topo, appID: env.appID, out: env.out, log: env.log, onError: env.onError, onDeser: env.onDeser, clock: env.clock, metrics: env.metrics, globals: env.globals,
 		entries: map[string]func(*inRecord){}, memo: map[*node]any{}, stores: stores,
 		streamTime: -1,
 	}

@@ -398,7 +398,7 @@ func (th *thread) newTask(ctx context.Context, id taskID) (*task, error) {
 		stores[name] = ts
 		th.a.registerStore(name, id.partition, ts)
 	}
-	env := taskEnv{appID: th.a.cfg.appID, out: out, log: th.log, onError: th.a.cfg.onProcessing, onDeser: th.deserHandler(out), clock: time.Now, metrics: &th.a.metrics}
+	env := taskEnv{appID: th.a.cfg.appID, out: out, log: th.log, onError: th.a.cfg.onProcessing, onDeser: th.deserHandler(out), clock: time.Now, metrics: &th.a.metrics, globals: &th.a.globals}
 	return newTask(th.a.topo, id, env, stores), nil
 }
 
