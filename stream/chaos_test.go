@@ -218,7 +218,7 @@ func TestKillNine(t *testing.T) {
 	var mu sync.Mutex
 	outs := map[string][]outRec{}
 	perInc := map[int]int{}
-	var consumed map[int32]int64 = map[int32]int64{} // next offset per partition
+	consumed := map[int32]int64{} // next offset per partition
 	outCl := client(t, addr, kgo.ConsumeTopics(chaosOut), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	consumerDone := make(chan struct{})
 	go func() {
