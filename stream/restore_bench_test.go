@@ -128,8 +128,8 @@ type restoreLog struct {
 }
 
 func (h *restoreLog) Enabled(context.Context, slog.Level) bool { return true }
-func (h *restoreLog) WithAttrs([]slog.Attr) slog.Handler        { return h }
-func (h *restoreLog) WithGroup(string) slog.Handler             { return h }
+func (h *restoreLog) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h *restoreLog) WithGroup(string) slog.Handler            { return h }
 
 func (h *restoreLog) Handle(_ context.Context, r slog.Record) error {
 	if r.Message != "restored store" {
