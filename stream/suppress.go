@@ -131,9 +131,10 @@ func (w WindowedKTable[K, V]) Suppress(s Suppression, opts ...Opt) WindowedKTabl
 				t.fail(err)
 				return
 			}
-			if s.maxRecords > 0 {
-				emitDue(s.maxRecords)
-			}
+			// As Kafka Streams' suppression does, check what is due on every
+			// update too: updates arrive when the upstream cache flushes,
+			// possibly after stream time already closed their window.
+			emitDue(s.maxRecords)
 		}
 	})
 	n.stores = []string{storeName}
