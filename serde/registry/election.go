@@ -45,6 +45,7 @@ func newElection(brokers []kgo.Opt, group, topic, url string) (*election, error)
 		kgo.Balancers(e),
 		kgo.DisableAutoCommit(),
 		kgo.SessionTimeout(10e9),
+		kgo.HeartbeatInterval(1e9),
 		kgo.OnPartitionsLost(func(context.Context, *kgo.Client, map[string][]int32) { e.setLeader("") }),
 	}, brokers...)
 	cl, err := kgo.NewClient(opts...)
@@ -73,6 +74,13 @@ func (e *election) setLeader(url string) {
 		close(e.mu.changed)
 		e.mu.changed = make(chan struct{})
 	}
+}
+
+// changedSince returns a channel closed when the leader changes.
+func (e *election) changes() <-chan struct{} {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.mu.changed
 }
 
 // leader waits until a writer is known and returns its URL.

@@ -365,17 +365,19 @@ func (s *Server) compatibility(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, err)
 		return
 	}
-	resp := struct {
-		IsCompatible bool     `json:"is_compatible"`
-		Messages     []string `json:"messages,omitempty"`
-	}{IsCompatible: len(msgs) == 0}
-	if boolParam(r, "verbose") {
-		resp.Messages = msgs
-		if resp.Messages == nil {
-			resp.Messages = []string{}
-		}
+	if !boolParam(r, "verbose") {
+		writeJSON(w, 200, struct {
+			IsCompatible bool `json:"is_compatible"`
+		}{len(msgs) == 0})
+		return
 	}
-	writeJSON(w, 200, resp)
+	if msgs == nil {
+		msgs = []string{}
+	}
+	writeJSON(w, 200, struct {
+		IsCompatible bool     `json:"is_compatible"`
+		Messages     []string `json:"messages"`
+	}{len(msgs) == 0, msgs})
 }
 
 func (s *Server) getConfig(w http.ResponseWriter, r *http.Request) {

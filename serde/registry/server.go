@@ -204,6 +204,17 @@ func (s *Server) IsWriter() bool {
 	return s.elect.mu.leader == s.url
 }
 
+// forward sends the request to the leader.
+func (s *Server) forward(ctx context.Context, r *http.Request, leader string, body []byte) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, r.Method, leader+r.URL.RequestURI(), bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", contentType)
+	req.Header.Set(headerForwarded, s.url)
+	return http.DefaultClient.Do(req)
+}
+
 const (
 	headerForwarded = "X-Sluice-Registry-Forwarded"
 	headerOffset    = "X-Sluice-Registry-Offset"
@@ -217,45 +228,53 @@ const (
 func (s *Server) write(w http.ResponseWriter, r *http.Request, body []byte, fn func(ctx context.Context) (any, int, int64, error)) {
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.WriteTimeout)
 	defer cancel()
-	leader, err := s.elect.leader(ctx)
-	if err != nil {
-		writeErr(w, apiErr(50003, "Error while forwarding the request to the leader: no leader elected (%v)", err))
-		return
-	}
-	if leader == s.url {
-		s.writeMu.Lock()
-		v, status, off, err := fn(ctx)
-		s.writeMu.Unlock()
+	var resp *http.Response
+	for {
+		changed := s.elect.changes()
+		leader, err := s.elect.leader(ctx)
 		if err != nil {
-			writeErr(w, err)
+			writeErr(w, apiErr(CodeForwardingError, "Error while forwarding the request to the leader: no leader elected (%v)", err))
 			return
 		}
-		if off >= 0 {
-			w.Header().Set(headerOffset, strconv.FormatInt(off, 10))
+		if leader == s.url {
+			s.writeMu.Lock()
+			v, status, off, err := fn(ctx)
+			s.writeMu.Unlock()
+			if err != nil {
+				writeErr(w, err)
+				return
+			}
+			if off >= 0 {
+				w.Header().Set(headerOffset, strconv.FormatInt(off, 10))
+			}
+			writeJSON(w, status, v)
+			return
 		}
-		writeJSON(w, status, v)
-		return
-	}
-	if r.Header.Get(headerForwarded) != "" {
-		writeErr(w, apiErr(50003, "Error while forwarding the request to the leader: this instance is not the leader (leader is %s)", leader))
-		return
-	}
-	req, err := http.NewRequestWithContext(ctx, r.Method, leader+r.URL.RequestURI(), bytes.NewReader(body))
-	if err != nil {
-		writeErr(w, apiErr(50003, "Error while forwarding the request to the leader: %v", err))
-		return
-	}
-	req.Header.Set("Content-Type", contentType)
-	req.Header.Set(headerForwarded, s.url)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		writeErr(w, apiErr(50003, "Error while forwarding the request to the leader %s: %v", leader, err))
-		return
+		if r.Header.Get(headerForwarded) != "" {
+			writeErr(w, apiErr(CodeForwardingError, "Error while forwarding the request to the leader: this instance is not the leader (leader is %s)", leader))
+			return
+		}
+		resp, err = s.forward(ctx, r, leader, body)
+		if err == nil {
+			break
+		}
+		// The leader may be gone (a rebalance is coming): wait for a new
+		// one, or retry shortly, until the write timeout.
+		t := time.NewTimer(100 * time.Millisecond)
+		select {
+		case <-changed:
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			writeErr(w, apiErr(CodeForwardingError, "Error while forwarding the request to the leader %s: %v", leader, err))
+			return
+		}
+		t.Stop()
 	}
 	defer resp.Body.Close()
 	rb, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
-		writeErr(w, apiErr(50003, "Error while forwarding the request to the leader %s: %v", leader, err))
+		writeErr(w, apiErr(CodeForwardingError, "Error while forwarding the request to the leader: %v", err))
 		return
 	}
 	if o := resp.Header.Get(headerOffset); o != "" {
