@@ -31,28 +31,28 @@ func (e *Error) Status() int {
 
 // Confluent's error codes.
 const (
-	CodeSubjectNotFound              = 40401
-	CodeVersionNotFound              = 40402
-	CodeSchemaNotFound               = 40403
-	CodeSubjectSoftDeleted           = 40404
-	CodeSubjectNotSoftDeleted        = 40405
-	CodeVersionSoftDeleted           = 40406
-	CodeVersionNotSoftDeleted        = 40407
-	CodeSubjectLevelCompatNotConfig  = 40408
-	CodeSubjectLevelModeNotConfig    = 40409
-	CodeIncompatibleSchema           = 409
-	CodeInvalidSchema                = 42201
-	CodeInvalidVersion               = 42202
-	CodeInvalidCompatibilityLevel    = 42203
-	CodeInvalidMode                  = 42204
-	CodeOperationNotPermitted        = 42205
-	CodeReferenceExists              = 42206
-	CodeStoreError                   = 50001
-	CodeOperationTimeout             = 50002
-	CodeForwardingError              = 50003
-	codeNotFound                     = 404
-	codeBadRequest                   = 400
-	codeUnsupportedMediaType         = 415
+	CodeSubjectNotFound             = 40401
+	CodeVersionNotFound             = 40402
+	CodeSchemaNotFound              = 40403
+	CodeSubjectSoftDeleted          = 40404
+	CodeSubjectNotSoftDeleted       = 40405
+	CodeVersionSoftDeleted          = 40406
+	CodeVersionNotSoftDeleted       = 40407
+	CodeSubjectLevelCompatNotConfig = 40408
+	CodeSubjectLevelModeNotConfig   = 40409
+	CodeIncompatibleSchema          = 409
+	CodeInvalidSchema               = 42201
+	CodeInvalidVersion              = 42202
+	CodeInvalidCompatibilityLevel   = 42203
+	CodeInvalidMode                 = 42204
+	CodeOperationNotPermitted       = 42205
+	CodeReferenceExists             = 42206
+	CodeStoreError                  = 50001
+	CodeOperationTimeout            = 50002
+	CodeForwardingError             = 50003
+	codeNotFound                    = 404
+	codeBadRequest                  = 400
+	codeUnsupportedMediaType        = 415
 )
 
 func apiErr(code int, format string, args ...any) *Error {
