@@ -397,7 +397,10 @@ func (s *Server) getConfig(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, apiErr(CodeSubjectLevelCompatNotConfig, "Subject '%s' does not have subject-level compatibility configured", subj))
 		return
 	}
-	writeJSON(w, 200, map[string]string{"compatibilityLevel": level})
+	// "compatibility" repeats the level for hamba's registry client, which
+	// reads that field (Confluent's PUT answer) from GET /config too; other
+	// clients ignore it.
+	writeJSON(w, 200, map[string]string{"compatibilityLevel": level, "compatibility": level})
 }
 
 func (s *Server) getMode(w http.ResponseWriter, r *http.Request) {

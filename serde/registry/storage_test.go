@@ -33,7 +33,7 @@ func TestStorageReplay(t *testing.T) {
 		expectJSON(t, do(t, u, "GET", "/subjects/a/versions?deleted=true", nil), `[1,2]`)
 		expectJSON(t, do(t, u, "GET", "/subjects", nil), `["a"]`)
 		expectJSON(t, do(t, u, "GET", "/subjects?deleted=true", nil), `["a","b"]`)
-		expectJSON(t, do(t, u, "GET", "/config/a", nil), `{"compatibilityLevel":"FULL"}`)
+		expectJSON(t, do(t, u, "GET", "/config/a", nil), `{"compatibilityLevel":"FULL","compatibility":"FULL"}`)
 		expectJSON(t, do(t, u, "GET", "/mode/b", nil), `{"mode":"READONLY"}`)
 		expectJSON(t, do(t, u, "GET", "/schemas/ids/3", nil), `{"schema":"\"string\""}`)
 		// Ids continue.
@@ -141,7 +141,7 @@ func TestSeveralInstances(t *testing.T) {
 			expectJSON(t, do(t, s.URL(), "GET", "/subjects/s/versions/latest/schema", nil), schema)
 		}
 		expectJSON(t, do(t, ss[1].URL(), "PUT", "/config", map[string]string{"compatibility": "NONE"}), `{"compatibility":"NONE"}`)
-		expectJSON(t, do(t, ss[1].URL(), "GET", "/config", nil), `{"compatibilityLevel":"NONE"}`)
+		expectJSON(t, do(t, ss[1].URL(), "GET", "/config", nil), `{"compatibilityLevel":"NONE","compatibility":"NONE"}`)
 
 		// Close the writer: another instance takes over.
 		var rest []*Server
