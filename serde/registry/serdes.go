@@ -25,6 +25,9 @@ var (
 	ErrNoSubject = errors.New("serde/registry: no subject: bind the serde with ForTopic or set Subject")
 )
 
+// readers are reused Avro readers (each one allocates a buffer).
+var readers = sync.Pool{New: func() any { return avro.NewReader(nil, 0) }}
+
 // HeaderSize is the size of the wire-format header: magic byte and id.
 const HeaderSize = 5
 
@@ -288,12 +291,16 @@ func (a *Avro[T]) Decode(b []byte) (T, error) {
 		return v, err
 	}
 	// Not avro.Unmarshal: it reports a body cut short as success.
-	r := avro.NewReader(nil, 0)
+	r := readers.Get().(*avro.Reader)
 	r.Reset(body)
 	r.ReadVal(s, &v)
-	if r.Error != nil {
+	err = r.Error
+	r.Error = nil
+	r.Reset(nil)
+	readers.Put(r)
+	if err != nil {
 		var zero T
-		return zero, fmt.Errorf("%w: schema id %d: %w", ErrMalformed, id, r.Error)
+		return zero, fmt.Errorf("%w: schema id %d: %w", ErrMalformed, id, err)
 	}
 	return v, nil
 }
