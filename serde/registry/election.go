@@ -46,6 +46,10 @@ func newElection(brokers []kgo.Opt, group, topic, url string) (*election, error)
 		kgo.DisableAutoCommit(),
 		kgo.SessionTimeout(10e9),
 		kgo.HeartbeatInterval(1e9),
+		// At the start of an (eager) rebalance the writer's partition is
+		// revoked: stop writing until the new generation names a writer,
+		// so two instances never both believe they write.
+		kgo.OnPartitionsRevoked(func(context.Context, *kgo.Client, map[string][]int32) { e.setLeader("") }),
 		kgo.OnPartitionsLost(func(context.Context, *kgo.Client, map[string][]int32) { e.setLeader("") }),
 	}, brokers...)
 	cl, err := kgo.NewClient(opts...)

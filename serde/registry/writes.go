@@ -86,8 +86,7 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 					return err
 				}
 				if len(msgs) > 0 {
-					b, _ := json.Marshal(msgs)
-					return apiErr(CodeIncompatibleSchema, "Schema being registered is incompatible with an earlier schema for subject %q, details: %s", subj, b)
+					return apiErr(CodeIncompatibleSchema, "Schema being registered is incompatible with an earlier schema for subject %q, details: [%s]", subj, strings.Join(msgs, ", "))
 				}
 			}
 			val = schemaValue{Subject: subj, Version: ver, ID: id, References: p.refs, Schema: p.schema}
