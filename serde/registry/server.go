@@ -244,6 +244,12 @@ func (s *Server) write(w http.ResponseWriter, r *http.Request, body []byte, fn f
 				writeErr(w, err)
 				return
 			}
+			if off < 0 {
+				// Nothing written (an idempotent registration): a
+				// forwarding instance still waits until it has read what
+				// this answer was based on.
+				off = s.store.applied() - 1
+			}
 			if off >= 0 {
 				w.Header().Set(headerOffset, strconv.FormatInt(off, 10))
 			}
