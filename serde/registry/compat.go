@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -62,7 +63,7 @@ func parseSchema(st *state, typ, text string, refs []Reference) (*parsed, error)
 			return nil, apiErr(CodeInvalidSchema, "Invalid schema %s, details: %v", short(text), err)
 		}
 		p.avro = s
-		if p.schema, err = avro.Normalize(text); err != nil {
+		if p.schema, err = avro.Normalize(text, names); err != nil {
 			return nil, apiErr(CodeInvalidSchema, "Invalid schema %s, details: %v", short(text), err)
 		}
 	case TypeJSON:
@@ -78,7 +79,9 @@ func parseSchema(st *state, typ, text string, refs []Reference) (*parsed, error)
 		default:
 			return nil, apiErr(CodeInvalidSchema, "Invalid schema %s, details: a JSON Schema is an object or a boolean", short(text))
 		}
-		p.schema, _ = avro.Normalize(text)
+		var buf bytes.Buffer
+		_ = json.Compact(&buf, []byte(strings.TrimSpace(text)))
+		p.schema = buf.String()
 	case TypeProtobuf:
 		if err := checkRefsExist(st, refs); err != nil {
 			return nil, err

@@ -69,6 +69,8 @@ func TestConformance(t *testing.T) {
 		expectJSON(t, post("/subjects/users-value/versions", reg(userV1)), `{"id":1}`)
 		// Whitespace does not matter; everything else does.
 		expectJSON(t, post("/subjects/users-value/versions", reg(strings.ReplaceAll(userV1, ",", " , "))), `{"id":1}`)
+		// So does key order: identity is the re-serialised schema.
+		expectJSON(t, post("/subjects/users-value/versions", reg(`{"namespace":"ex","fields":[{"type":{"type":"int"},"name":"id"}],"name":"User","type":"record"}`)), `{"id":1}`)
 		expectJSON(t, get("/subjects/users-value/versions"), `[1]`)
 		expectJSON(t, post("/subjects/users-value/versions", reg(userV2)), `{"id":2}`)
 		expectJSON(t, get("/subjects/users-value/versions"), `[1,2]`)
@@ -224,6 +226,17 @@ func TestConformance(t *testing.T) {
 		expectJSON(t, put("/mode/imp", map[string]string{"mode": "READWRITE"}), `{"mode":"READWRITE"}`)
 		// New ids continue above imported ones.
 		expectJSON(t, post("/subjects/after-import/versions", reg(`"double"`)), `{"id":101}`)
+	})
+	t.Run("defaults and docs are identity", func(t *testing.T) {
+		withDoc := `{"type":"record","name":"User","namespace":"ex","doc":"a user","fields":[{"name":"id","type":"int"}]}`
+		r := post("/subjects/doc/versions", reg(withDoc))
+		expect(t, r, 200, 0)
+		if string(r.body) == `{"id":1}` {
+			t.Fatal("a schema differing only in doc reused the id")
+		}
+		expectJSON(t, get("/subjects/doc/versions/1/schema"), withDoc)
+		expectJSON(t, del("/subjects/doc"), `[1]`)
+		expectJSON(t, del("/subjects/doc?permanent=true"), `[1]`)
 	})
 }
 

@@ -10,10 +10,10 @@
 package avro
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -62,6 +62,18 @@ type Schema struct {
 	Items       *Schema   // arrays
 	Values      *Schema   // maps
 	Branches    []*Schema // unions
+	// Doc, Error ("error" rather than "record") and Props (custom
+	// properties, logicalType included, in the order given) do not affect
+	// resolution but are part of the schema's identity.
+	Doc   string
+	Error bool
+	Props []Prop
+}
+
+// Prop is a custom property: a key and its JSON value.
+type Prop struct {
+	Key   string
+	Value any
 }
 
 // Name returns the unqualified name of a named type.
@@ -78,21 +90,19 @@ type Field struct {
 	Aliases    []string
 	Type       *Schema
 	HasDefault bool
-	Default    json.RawMessage
+	Default    any // as decoded: *object, []any, string, json.Number, bool, nil
+	Doc        string
+	Order      string // "" for ascending (the default)
+	Props      []Prop
 }
 
 // Parse parses an Avro schema. refs maps the full names of named types
 // defined by referenced schemas (Confluent schema references) to their
 // parsed form; it may be nil.
 func Parse(text string, refs map[string]*Schema) (*Schema, error) {
-	dec := json.NewDecoder(strings.NewReader(text))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
+	v, err := decodeJSON(text)
+	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidSchema, err)
-	}
-	if dec.More() {
-		return nil, fmt.Errorf("%w: trailing data after schema", ErrInvalidSchema)
 	}
 	p := &parser{names: map[string]*Schema{}}
 	for k, s := range refs {
@@ -210,15 +220,15 @@ func (p *parser) parse(v any, ns string) (*Schema, error) {
 			u.Branches = append(u.Branches, s)
 		}
 		return u, nil
-	case map[string]any:
+	case *object:
 		return p.parseObject(v, ns)
 	default:
 		return nil, fmt.Errorf("not a schema: %v", v)
 	}
 }
 
-func (p *parser) parseObject(m map[string]any, ns string) (*Schema, error) {
-	tv, ok := m["type"]
+func (p *parser) parseObject(m *object, ns string) (*Schema, error) {
+	tv, ok := m.get("type")
 	if !ok {
 		return nil, errors.New(`no "type" property`)
 	}
@@ -231,7 +241,7 @@ func (p *parser) parseObject(m map[string]any, ns string) (*Schema, error) {
 	case "record", "error", "enum", "fixed":
 		return p.parseNamed(m, ts, ns)
 	case "array":
-		items, ok := m["items"]
+		items, ok := m.get("items")
 		if !ok {
 			return nil, errors.New(`array without "items"`)
 		}
@@ -239,9 +249,9 @@ func (p *parser) parseObject(m map[string]any, ns string) (*Schema, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &Schema{Type: Array, Items: it}, nil
+		return &Schema{Type: Array, Items: it, Props: props(m, "items")}, nil
 	case "map":
-		values, ok := m["values"]
+		values, ok := m.get("values")
 		if !ok {
 			return nil, errors.New(`map without "values"`)
 		}
@@ -249,10 +259,30 @@ func (p *parser) parseObject(m map[string]any, ns string) (*Schema, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &Schema{Type: Map, Values: vt}, nil
+		return &Schema{Type: Map, Values: vt, Props: props(m, "values")}, nil
 	}
 	// A primitive with properties (e.g. a logical type), or a name.
+	if t, ok := primitives[ts]; ok {
+		return &Schema{Type: t, Props: props(m)}, nil
+	}
 	return p.parse(ts, ns)
+}
+
+// reserved are the attributes Avro interprets; everything else is a
+// custom property, kept and written back.
+var reserved = map[string]bool{"type": true, "name": true, "namespace": true, "doc": true, "aliases": true}
+
+// props returns m's custom properties in order, skipping reserved
+// attributes and the type-specific ones given.
+func props(m *object, also ...string) []Prop {
+	var out []Prop
+	for _, k := range m.keys {
+		if reserved[k] || slices.Contains(also, k) {
+			continue
+		}
+		out = append(out, Prop{k, m.m[k]})
+	}
+	return out
 }
 
 func stringList(v any, what string) ([]string, error) {
@@ -274,12 +304,12 @@ func stringList(v any, what string) ([]string, error) {
 	return out, nil
 }
 
-func (p *parser) parseNamed(m map[string]any, ts, ns string) (*Schema, error) {
-	name, _ := m["name"].(string)
+func (p *parser) parseNamed(m *object, ts, ns string) (*Schema, error) {
+	name, _ := m.m["name"].(string)
 	if name == "" {
 		return nil, fmt.Errorf("%s without a name", ts)
 	}
-	if nsv, ok := m["namespace"].(string); ok && !strings.Contains(name, ".") {
+	if nsv, ok := m.m["namespace"].(string); ok && !strings.Contains(name, ".") {
 		ns = nsv
 	}
 	full := fullName(name, ns)
@@ -293,11 +323,12 @@ func (p *parser) parseNamed(m map[string]any, ts, ns string) (*Schema, error) {
 		return nil, fmt.Errorf("duplicate definition of %q", full)
 	}
 	ns = namespaceOf(full)
-	aliases, err := stringList(m["aliases"], "aliases")
+	aliases, err := stringList(m.m["aliases"], "aliases")
 	if err != nil {
 		return nil, err
 	}
-	s := &Schema{FullName: full}
+	s := &Schema{FullName: full, Error: ts == "error"}
+	s.Doc, _ = m.m["doc"].(string)
 	for _, a := range aliases {
 		s.Aliases = append(s.Aliases, fullName(a, ns))
 	}
@@ -305,17 +336,18 @@ func (p *parser) parseNamed(m map[string]any, ts, ns string) (*Schema, error) {
 	switch ts {
 	case "record", "error":
 		s.Type = Record
-		fv, ok := m["fields"].([]any)
+		s.Props = props(m, "fields")
+		fv, ok := m.m["fields"].([]any)
 		if !ok {
 			return nil, fmt.Errorf("record %q: fields must be an array", full)
 		}
 		seen := map[string]bool{}
 		for _, f := range fv {
-			fm, ok := f.(map[string]any)
+			fm, ok := f.(*object)
 			if !ok {
 				return nil, fmt.Errorf("record %q: field is not an object", full)
 			}
-			fname, _ := fm["name"].(string)
+			fname, _ := fm.m["name"].(string)
 			if !validName(fname) {
 				return nil, fmt.Errorf("record %q: invalid field name %q", full, fname)
 			}
@@ -323,7 +355,7 @@ func (p *parser) parseNamed(m map[string]any, ts, ns string) (*Schema, error) {
 				return nil, fmt.Errorf("record %q: duplicate field %q", full, fname)
 			}
 			seen[fname] = true
-			ftv, ok := fm["type"]
+			ftv, ok := fm.get("type")
 			if !ok {
 				return nil, fmt.Errorf("record %q: field %q has no type", full, fname)
 			}
@@ -331,14 +363,24 @@ func (p *parser) parseNamed(m map[string]any, ts, ns string) (*Schema, error) {
 			if err != nil {
 				return nil, err
 			}
-			fal, err := stringList(fm["aliases"], "field aliases")
+			fal, err := stringList(fm.m["aliases"], "field aliases")
 			if err != nil {
 				return nil, err
 			}
-			fld := &Field{Name: fname, Aliases: fal, Type: ft}
-			if d, ok := fm["default"]; ok {
+			fld := &Field{Name: fname, Aliases: fal, Type: ft, Props: props(fm, "default", "order")}
+			fld.Doc, _ = fm.m["doc"].(string)
+			if o, ok := fm.m["order"]; ok {
+				ord, _ := o.(string)
+				if ord != "ascending" && ord != "descending" && ord != "ignore" {
+					return nil, fmt.Errorf("record %q: field %q: invalid order %v", full, fname, o)
+				}
+				if ord != "ascending" {
+					fld.Order = ord
+				}
+			}
+			if d, ok := fm.get("default"); ok {
 				fld.HasDefault = true
-				fld.Default, _ = json.Marshal(d)
+				fld.Default = d
 				if err := checkDefault(ft, d); err != nil {
 					return nil, fmt.Errorf("record %q: field %q: invalid default: %w", full, fname, err)
 				}
@@ -347,8 +389,9 @@ func (p *parser) parseNamed(m map[string]any, ts, ns string) (*Schema, error) {
 		}
 	case "enum":
 		s.Type = Enum
-		syms, err := stringList(m["symbols"], "symbols")
-		if err != nil || m["symbols"] == nil {
+		s.Props = props(m, "symbols", "default")
+		syms, err := stringList(m.m["symbols"], "symbols")
+		if err != nil || m.m["symbols"] == nil {
 			return nil, fmt.Errorf("enum %q: symbols must be an array of strings", full)
 		}
 		seen := map[string]bool{}
@@ -359,7 +402,7 @@ func (p *parser) parseNamed(m map[string]any, ts, ns string) (*Schema, error) {
 			seen[sym] = true
 		}
 		s.Symbols = syms
-		if d, ok := m["default"]; ok {
+		if d, ok := m.get("default"); ok {
 			ds, ok := d.(string)
 			if !ok || !seen[ds] {
 				return nil, fmt.Errorf("enum %q: default %v is not a symbol", full, d)
@@ -368,7 +411,8 @@ func (p *parser) parseNamed(m map[string]any, ts, ns string) (*Schema, error) {
 		}
 	case "fixed":
 		s.Type = Fixed
-		n, ok := m["size"].(json.Number)
+		s.Props = props(m, "size")
+		n, ok := m.m["size"].(json.Number)
 		if !ok {
 			return nil, fmt.Errorf("fixed %q: size must be a number", full)
 		}
@@ -432,22 +476,22 @@ func checkDefault(s *Schema, d any) error {
 			}
 		}
 	case Map:
-		m, ok := d.(map[string]any)
+		m, ok := d.(*object)
 		if !ok {
 			return bad
 		}
-		for _, e := range m {
+		for _, e := range m.m {
 			if err := checkDefault(s.Values, e); err != nil {
 				return err
 			}
 		}
 	case Record:
-		m, ok := d.(map[string]any)
+		m, ok := d.(*object)
 		if !ok {
 			return bad
 		}
 		for _, f := range s.Fields {
-			fv, ok := m[f.Name]
+			fv, ok := m.m[f.Name]
 			if !ok {
 				if f.HasDefault {
 					continue
@@ -468,21 +512,10 @@ func checkDefault(s *Schema, d any) error {
 }
 
 func short(v any) string {
-	b, _ := json.Marshal(v)
+	b := appendJSON(nil, v)
 	if len(b) > 40 {
 		b = append(b[:37], "..."...)
 	}
 	return string(b)
 }
 
-// Normalize returns the schema text in the registry's identity form: the
-// JSON as written, with insignificant whitespace removed. It keeps
-// everything (defaults, docs, aliases, custom properties, key order), so two
-// schemas that differ in any of them are different schemas.
-func Normalize(text string) (string, error) {
-	var buf bytes.Buffer
-	if err := json.Compact(&buf, []byte(strings.TrimSpace(text))); err != nil {
-		return "", fmt.Errorf("%w: %w", ErrInvalidSchema, err)
-	}
-	return buf.String(), nil
-}
