@@ -518,4 +518,3 @@ func short(v any) string {
 	}
 	return string(b)
 }
-
