@@ -232,3 +232,27 @@ func (st *state) modeOf(subject string) string {
 	}
 	return ReadWrite
 }
+
+// CheckAvro reports every reason a reader with schema reader cannot read
+// data written with schema writer (both Avro JSON, without references), as
+// Confluent-style messages; none means compatible. It returns an error
+// wrapping ErrInvalidSchema if either does not parse.
+func CheckAvro(reader, writer string) ([]string, error) {
+	r, err := avro.Parse(reader, nil)
+	if err != nil {
+		return nil, fmt.Errorf("serde/registry: reader: %w", err)
+	}
+	w, err := avro.Parse(writer, nil)
+	if err != nil {
+		return nil, fmt.Errorf("serde/registry: writer: %w", err)
+	}
+	var msgs []string
+	for _, in := range avro.Check(r, w) {
+		msgs = append(msgs, in.Message(true))
+	}
+	return msgs, nil
+}
+
+// ErrInvalidSchema is returned (wrapped) by CheckAvro for text that is not a
+// valid Avro schema; the server answers it with error code 42201.
+var ErrInvalidSchema = avro.ErrInvalidSchema
