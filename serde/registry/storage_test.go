@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -155,4 +156,24 @@ func TestSeveralInstances(t *testing.T) {
 		expectJSON(t, do(t, rest[0].URL(), "POST", "/subjects/s/versions", reg(`"string"`)), `{"id":10}`)
 		expectJSON(t, do(t, rest[1].URL(), "GET", "/subjects/s/versions/latest/schema", nil), `"string"`)
 	})
+}
+
+func TestSchemasTopicWithPartitions(t *testing.T) {
+	seed := brokerAddr(t)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(seed))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if _, err := kadm.NewClient(cl).CreateTopic(t.Context(), 3, 1, nil, "_schemas"); err != nil {
+		t.Fatal(err)
+	}
+	s, err := NewServer(Config{Brokers: []kgo.Opt{kgo.SeedBrokers(seed)}, Listen: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Run(t.Context()); err == nil || !strings.Contains(err.Error(), "exactly 1") {
+		t.Fatalf("Run: %v", err)
+	}
 }

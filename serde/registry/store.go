@@ -57,6 +57,18 @@ func (s *store) ensureTopic(ctx context.Context) error {
 	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
 		return fmt.Errorf("serde/registry: create topic %s: %w", s.topic, err)
 	}
+	if err == nil {
+		return nil
+	}
+	// An existing topic must have one partition: the order of its records
+	// is the registry's history.
+	tds, err := adm.ListTopics(ctx, s.topic)
+	if err != nil {
+		return fmt.Errorf("serde/registry: describe topic %s: %w", s.topic, err)
+	}
+	if td, ok := tds[s.topic]; ok && td.Err == nil && len(td.Partitions) != 1 {
+		return fmt.Errorf("serde/registry: topic %s has %d partitions; the schemas topic must have exactly 1", s.topic, len(td.Partitions))
+	}
 	return nil
 }
 
