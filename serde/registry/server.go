@@ -197,6 +197,14 @@ func (s *Server) Close() error {
 	return nil
 }
 
+// Writer returns the URL of the elected writer, "" while none is known
+// (before the first election, and during rebalances).
+func (s *Server) Writer() string {
+	s.elect.mu.Lock()
+	defer s.elect.mu.Unlock()
+	return s.elect.mu.leader
+}
+
 // IsWriter reports whether this instance is the elected writer.
 func (s *Server) IsWriter() bool {
 	s.elect.mu.Lock()
