@@ -227,6 +227,13 @@ func TestConformance(t *testing.T) {
 		// New ids continue above imported ones.
 		expectJSON(t, post("/subjects/after-import/versions", reg(`"double"`)), `{"id":101}`)
 	})
+	t.Run("escaped subject names", func(t *testing.T) {
+		expectJSON(t, post("/subjects/a%2Fb%20c/versions", reg(`"boolean"`)), `{"id":102}`)
+		expectJSON(t, get("/subjects/a%2Fb%20c/versions/1"), `{"subject":"a/b c","version":1,"id":102,"schema":"\"boolean\""}`)
+	})
+	t.Run("method not allowed", func(t *testing.T) {
+		expect(t, do(t, u, "PATCH", "/subjects", nil), 405, 405)
+	})
 	t.Run("defaults and docs are identity", func(t *testing.T) {
 		withDoc := `{"type":"record","name":"User","namespace":"ex","doc":"a user","fields":[{"name":"id","type":"int"}]}`
 		r := post("/subjects/doc/versions", reg(withDoc))

@@ -49,7 +49,13 @@ func (s *Server) routes() http.Handler {
 			return
 		}
 		if _, pattern := mux.Handler(r); pattern == "" {
-			writeErr(w, apiErr(codeNotFound, "HTTP 404 Not Found"))
+			// Let the mux tell 404 from 405, and answer it in JSON.
+			st := &statusOnly{code: codeNotFound, header: http.Header{}}
+			mux.ServeHTTP(st, r)
+			if allow := st.header.Get("Allow"); allow != "" {
+				w.Header().Set("Allow", allow)
+			}
+			writeErr(w, apiErr(st.code, "HTTP %d %s", st.code, http.StatusText(st.code)))
 			return
 		}
 		mux.ServeHTTP(w, r)
@@ -422,3 +428,13 @@ func (s *Server) getMode(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, 200, map[string]string{"mode": mode})
 }
+
+// statusOnly records the status a handler writes and discards the body.
+type statusOnly struct {
+	code   int
+	header http.Header
+}
+
+func (s *statusOnly) Header() http.Header         { return s.header }
+func (s *statusOnly) Write(b []byte) (int, error) { return len(b), nil }
+func (s *statusOnly) WriteHeader(code int)        { s.code = code }
