@@ -171,3 +171,24 @@ func FuzzAvroDecode(f *testing.F) {
 		_, _ = a.Decode(b)
 	})
 }
+
+func TestRecordNameStrategies(t *testing.T) {
+	s := startServer(t, brokerAddr(t))
+	cl := newSRClient(t, s.URL())
+	for _, tt := range []struct {
+		strategy SubjectStrategy
+		want     string
+	}{
+		{RecordName, "ex.User"},
+		{TopicRecordName, "events-ex.User"},
+	} {
+		a, err := NewAvro[userV1Go](cl, userV1, Strategy(tt.strategy))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.ForTopic("events", false).AppendEncode(nil, userV1Go{ID: 1}); err != nil {
+			t.Fatal(err)
+		}
+		expect(t, do(t, s.URL(), "GET", "/subjects/"+tt.want+"/versions/1", nil), 200, 0)
+	}
+}

@@ -64,7 +64,7 @@ type pair struct{ r, w *Schema }
 // seen (which is what makes recursive schemas terminate) and must not be
 // shared between goroutines; use a new one per check, it is cheap.
 type Checker struct {
-	memo map[pair]*result
+	memo map[pair]result
 }
 
 type result struct {
@@ -82,12 +82,37 @@ func Check(reader, writer *Schema) []Incompatibility {
 // Check is like the package function Check, reusing c's memo.
 func (c *Checker) Check(reader, writer *Schema) []Incompatibility {
 	if c.memo == nil {
-		c.memo = map[pair]*result{}
+		c.memo = make(map[pair]result, 16)
 	}
-	return c.compat(reader, writer, "")
+	return c.compat(reader, writer, nil)
 }
 
-func (c *Checker) compat(r, w *Schema, path string) []Incompatibility {
+// path is the location under check, as a linked list of nodes on the
+// callers' stacks; it is joined into a string only when reporting, so the
+// compatible case (the common one) builds no strings.
+type path struct {
+	parent *path
+	elem   string
+	index  int // used when elem is ""
+}
+
+func (p *path) String() string {
+	if p == nil {
+		return "/"
+	}
+	var elems []string
+	for n := p; n != nil; n = n.parent {
+		if n.elem != "" {
+			elems = append(elems, n.elem)
+		} else {
+			elems = append(elems, strconv.Itoa(n.index))
+		}
+	}
+	slices.Reverse(elems)
+	return "/" + strings.Join(elems, "/")
+}
+
+func (c *Checker) compat(r, w *Schema, p *path) []Incompatibility {
 	k := pair{r, w}
 	if res, ok := c.memo[k]; ok {
 		if res.inProgress {
@@ -97,45 +122,33 @@ func (c *Checker) compat(r, w *Schema, path string) []Incompatibility {
 		}
 		return res.errs
 	}
-	res := &result{inProgress: true}
-	c.memo[k] = res
-	errs := c.calc(r, w, path)
-	res.inProgress, res.errs = false, errs
+	c.memo[k] = result{inProgress: true}
+	errs := c.calc(r, w, p)
+	c.memo[k] = result{errs: errs}
 	return errs
 }
 
-func at(path string, elems ...string) string {
-	return path + "/" + strings.Join(elems, "/")
-}
-
-func mismatch(r, w *Schema, path string) []Incompatibility {
-	return []Incompatibility{{Type: TypeMismatch, Path: orRoot(path), Info: fmt.Sprintf("reader type: %s not compatible with writer type: %s", upper(r.Type), upper(w.Type))}}
+func mismatch(r, w *Schema, p *path) []Incompatibility {
+	return []Incompatibility{{Type: TypeMismatch, Path: p.String(), Info: fmt.Sprintf("reader type: %s not compatible with writer type: %s", upper(r.Type), upper(w.Type))}}
 }
 
 func upper(t Type) string { return strings.ToUpper(string(t)) }
 
-func orRoot(p string) string {
-	if p == "" {
-		return "/"
-	}
-	return p
-}
-
-func (c *Checker) calc(r, w *Schema, path string) []Incompatibility {
+func (c *Checker) calc(r, w *Schema, p *path) []Incompatibility {
 	if r.Type == w.Type {
 		switch r.Type {
 		case Array:
-			return c.compat(r.Items, w.Items, at(path, "items"))
+			return c.compat(r.Items, w.Items, &path{parent: p, elem: "items"})
 		case Map:
-			return c.compat(r.Values, w.Values, at(path, "values"))
+			return c.compat(r.Values, w.Values, &path{parent: p, elem: "values"})
 		case Fixed:
-			errs := names(r, w, path)
+			errs := names(r, w, p)
 			if r.Size != w.Size {
-				errs = append(errs, Incompatibility{Type: FixedSizeMismatch, Path: at(path, "size"), Info: fmt.Sprintf("expected: %d, found: %d", w.Size, r.Size)})
+				errs = append(errs, Incompatibility{Type: FixedSizeMismatch, Path: (&path{parent: p, elem: "size"}).String(), Info: fmt.Sprintf("expected: %d, found: %d", w.Size, r.Size)})
 			}
 			return errs
 		case Enum:
-			errs := names(r, w, path)
+			errs := names(r, w, p)
 			var missing []string
 			for _, s := range w.Symbols {
 				if !slices.Contains(r.Symbols, s) {
@@ -143,16 +156,16 @@ func (c *Checker) calc(r, w *Schema, path string) []Incompatibility {
 				}
 			}
 			if len(missing) > 0 && r.EnumDefault == "" {
-				errs = append(errs, Incompatibility{Type: MissingEnumSymbols, Path: at(path, "symbols"), Info: "[" + strings.Join(missing, ", ") + "]"})
+				errs = append(errs, Incompatibility{Type: MissingEnumSymbols, Path: (&path{parent: p, elem: "symbols"}).String(), Info: "[" + strings.Join(missing, ", ") + "]"})
 			}
 			return errs
 		case Record:
-			return append(names(r, w, path), c.fields(r, w, path)...)
+			return append(names(r, w, p), c.fields(r, w, p)...)
 		case Union:
 			var errs []Incompatibility
 			for i, wb := range w.Branches {
-				if len(c.compat(r, wb, path)) > 0 {
-					errs = append(errs, Incompatibility{Type: MissingUnionBranch, Path: at(path, strconv.Itoa(i)), Info: "reader union lacking writer type: " + upper(wb.Type)})
+				if len(c.compat(r, wb, p)) > 0 {
+					errs = append(errs, Incompatibility{Type: MissingUnionBranch, Path: (&path{parent: p, index: i}).String(), Info: "reader union lacking writer type: " + upper(wb.Type)})
 				}
 			}
 			return errs
@@ -163,7 +176,7 @@ func (c *Checker) calc(r, w *Schema, path string) []Incompatibility {
 		// Every branch the writer may have used must be readable.
 		var errs []Incompatibility
 		for _, wb := range w.Branches {
-			errs = append(errs, c.compat(r, wb, path)...)
+			errs = append(errs, c.compat(r, wb, p)...)
 		}
 		return errs
 	}
@@ -190,36 +203,37 @@ func (c *Checker) calc(r, w *Schema, path string) []Incompatibility {
 		}
 	case Union:
 		for _, rb := range r.Branches {
-			if len(c.compat(rb, w, path)) == 0 {
+			if len(c.compat(rb, w, p)) == 0 {
 				return nil
 			}
 		}
-		return []Incompatibility{{Type: MissingUnionBranch, Path: orRoot(path), Info: "reader union lacking writer type: " + upper(w.Type)}}
+		return []Incompatibility{{Type: MissingUnionBranch, Path: p.String(), Info: "reader union lacking writer type: " + upper(w.Type)}}
 	}
-	return mismatch(r, w, path)
+	return mismatch(r, w, p)
 }
 
 // names checks that named types match: same unqualified name, or the
 // writer's full name among the reader's aliases.
-func names(r, w *Schema, path string) []Incompatibility {
+func names(r, w *Schema, p *path) []Incompatibility {
 	if r.Name() == w.Name() || slices.Contains(r.Aliases, w.FullName) {
 		return nil
 	}
-	return []Incompatibility{{Type: NameMismatch, Path: at(path, "name"), Info: "expected: " + w.FullName}}
+	return []Incompatibility{{Type: NameMismatch, Path: (&path{parent: p, elem: "name"}).String(), Info: "expected: " + w.FullName}}
 }
 
-func (c *Checker) fields(r, w *Schema, path string) []Incompatibility {
+func (c *Checker) fields(r, w *Schema, p *path) []Incompatibility {
 	var errs []Incompatibility
+	fields := path{parent: p, elem: "fields"}
 	for i, rf := range r.Fields {
-		fp := at(path, "fields", strconv.Itoa(i))
+		fp := path{parent: &fields, index: i}
 		wf := lookupField(w, rf)
 		if wf == nil {
 			if !rf.HasDefault {
-				errs = append(errs, Incompatibility{Type: ReaderFieldMissingDefaultValue, Path: fp, Info: rf.Name})
+				errs = append(errs, Incompatibility{Type: ReaderFieldMissingDefaultValue, Path: fp.String(), Info: rf.Name})
 			}
 			continue
 		}
-		errs = append(errs, c.compat(rf.Type, wf.Type, at(fp, "type"))...)
+		errs = append(errs, c.compat(rf.Type, wf.Type, &path{parent: &fp, elem: "type"})...)
 	}
 	return errs
 }
