@@ -23,10 +23,13 @@
 // {v} is 1..2^31-1, "latest" or -1. Registering a schema already live in the
 // subject returns its id without a compatibility check; the same schema in
 // another subject reuses its global id; a new version is the highest
-// existing one (soft-deleted included) plus one. A schema's identity is its
-// JSON text with insignificant whitespace removed: defaults, docs, aliases
-// and custom properties all count, so schemas differing only in a default
-// are different schemas (Avro's Parsing Canonical Form would merge them).
+// existing one (soft-deleted included) plus one. A schema's identity is the
+// schema parsed and re-serialised the way Avro's Java Schema.toString
+// writes it (attribute order, name/namespace split, {"type":"int"} as
+// "int"): defaults, docs, aliases, orders and custom properties all count,
+// so schemas differing only in a default are different schemas (Avro's
+// Parsing Canonical Form would merge them). The stored and served text is
+// that normal form.
 //
 // Compatibility levels: BACKWARD (default), BACKWARD_TRANSITIVE, FORWARD,
 // FORWARD_TRANSITIVE, FULL, FULL_TRANSITIVE, NONE, global or per subject;
@@ -38,10 +41,19 @@
 // or ?force=true).
 //
 // Limits: JSON Schema and PROTOBUF schemas are accepted, validated only
-// superficially (JSON Schema must be JSON; Protobuf must be non-empty),
-// stored and served, but their compatibility is not checked: a second
-// version of such a subject registers only under level NONE (otherwise 409
-// with a message saying so).
+// superficially (JSON Schema must be a JSON object or boolean; Protobuf must
+// be non-empty), stored and served, but their compatibility is not checked:
+// a second version of such a subject registers only under level NONE
+// (otherwise 409 with a message saying so). Not implemented: schema
+// contexts, the normalize parameter, metadata and rule sets, /exporters and
+// other Confluent Platform extensions.
+//
+// One deviation on purpose: GET /config answers
+// {"compatibilityLevel":"X","compatibility":"X"}; Confluent sends only the
+// first field, but hamba's registry client reads the second.
+//
+// CheckAvro exposes the compatibility checker as a function. Package
+// registrytest starts a ready registry for tests of other packages.
 //
 // # Storage
 //
@@ -73,7 +85,7 @@
 //
 // # Client side
 //
-// Serde[T] encodes values in Confluent's wire format:
+// Avro[T] (NewAvro) encodes values in Confluent's wire format:
 //
 //	+------+-------------------+----------------------+
 //	| 0x00 | schema id (int32, | Avro binary body     |
@@ -83,5 +95,9 @@
 // It registers its schema (or uses the subject's latest) on first use,
 // derives subjects with TopicName, RecordName or TopicRecordName, caches ids
 // and schemas, and decodes data written with older schemas into the reader
-// schema (Avro schema resolution).
+// schema (Avro schema resolution, through hamba/avro). It implements
+// serde.TopicAware: runtimes bind it per topic with ForTopic, which derives
+// the subject. AppendHeader and ParseHeader handle the header alone.
+//
+// Locks and their order: LOCKING.md.
 package registry
