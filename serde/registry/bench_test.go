@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/twmb/franz-go/pkg/sr"
+
 	"github.com/sluicehq/sluice/serde/registry/internal/avro"
 )
 
@@ -92,4 +94,23 @@ func BenchmarkSerde(b *testing.B) {
 		}
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "lookups/s")
 	})
+}
+
+// BenchmarkRegister measures a registration of a new schema through the
+// REST API: BACKWARD compatibility check against the latest, produce to _schemas, wait for
+// read-back.
+func BenchmarkRegister(b *testing.B) {
+	s := startServer(b, brokerAddr(b))
+	cl := newSRClient(b, s.URL())
+	ctx := context.Background()
+	i := 0
+	b.ReportAllocs()
+	for b.Loop() {
+		i++
+		schema := fmt.Sprintf(`{"type":"record","name":"R","fields":[{"name":"f%d","type":"int","default":0}]}`, i)
+		if _, err := cl.RegisterSchema(ctx, "bench", sr.Schema{Schema: schema}, -1, -1); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "registrations/s")
 }

@@ -246,7 +246,17 @@ func (s *Server) write(w http.ResponseWriter, r *http.Request, body []byte, fn f
 		}
 		if leader == s.url {
 			s.writeMu.Lock()
-			v, status, off, err := fn(ctx)
+			var (
+				v      any
+				status int
+				off    int64
+			)
+			err := s.store.catchUp(ctx)
+			if err != nil {
+				err = apiErr(CodeStoreError, "Error while reading the schemas topic: %v", err)
+			} else {
+				v, status, off, err = fn(ctx)
+			}
 			s.writeMu.Unlock()
 			if err != nil {
 				writeErr(w, err)

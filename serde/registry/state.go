@@ -98,11 +98,16 @@ type content struct {
 	schemaType string // "AVRO", "JSON", "PROTOBUF"
 	schema     string // identity form
 	refs       []Reference
+	ident      string // key(), computed once
 }
 
+// key is the content's identity: type, schema text and references.
 func (c *content) key() string {
-	r, _ := json.Marshal(c.refs)
-	return c.schemaType + "\x00" + c.schema + "\x00" + string(r)
+	if c.ident == "" {
+		r, _ := json.Marshal(c.refs)
+		c.ident = c.schemaType + "\x00" + c.schema + "\x00" + string(r)
+	}
+	return c.ident
 }
 
 // state is the registry's view of the _schemas topic. It is guarded by the

@@ -149,6 +149,21 @@ func (s *store) waitFor(ctx context.Context, offset int64) error {
 	}
 }
 
+// catchUp waits until everything in the topic when it is called has been
+// applied. The writer calls it before deciding a write: a newly elected
+// writer may not yet have read its predecessor's last records, and ids and
+// versions are allocated from what it has read.
+func (s *store) catchUp(ctx context.Context) error {
+	end, err := s.endOffsetOnce(ctx)
+	if err != nil {
+		return err
+	}
+	if end == 0 {
+		return nil
+	}
+	return s.waitFor(ctx, end-1)
+}
+
 // applied returns the offset of the next record to apply.
 func (s *store) applied() int64 {
 	s.mu.Lock()
