@@ -43,6 +43,21 @@
 //     tombstones), TableGroupBy with TableAggregate/Reduce/TableCount, where
 //     a changed row leaves its old group (subtractor) and enters its new one
 //     (adder).
+//   - Windows: WindowedBy (tumbling, hopping) with WindowedCount, Reduce,
+//     WindowedAggregate; SessionWindowedBy with SessionCount and
+//     SessionAggregate. A record later than its window's end plus grace (by
+//     stream time) is dropped and counted (App.Metrics). Suppress emits only
+//     final results (UntilWindowCloses) or rate-limits (UntilTimeLimit).
+//     Windowed keys use Kafka Streams' byte formats (window.KeySerde,
+//     window.SessionKeySerde); Unwindow leaves the windowed world.
+//   - Joins: StreamJoin, StreamLeftJoin, StreamOuterJoin within
+//     JoinWindows (unmatched records of left/outer joins come out once
+//     their window and grace have closed); Join and LeftJoin of a stream
+//     with a materialized table; JoinGlobal and LeftJoinGlobal with a
+//     global table (no co-partitioning); TableJoin (inner, left, outer).
+//     Inputs of co-partitioned joins must have equal partition counts,
+//     checked when the app starts; a side whose key changed is
+//     repartitioned first.
 //   - Processor API: Process with a Processor that may use stores declared
 //     with AddStore and schedule punctuations on stream time or wall-clock
 //     time. As in Kafka Streams, a record is processed first and the
@@ -61,7 +76,10 @@
 // (one partition per task).
 //
 // Event time is each record's timestamp (or a TimestampExtractor's); a
-// task's stream time is the largest it has seen.
+// task's stream time is the largest it has seen. Records are processed in
+// the order they are fetched, not re-ordered by timestamp across a task's
+// input partitions as Kafka Streams does: give windows and joins a grace
+// period that covers the disorder of the input.
 //
 // Guarantee: at-least-once. Every CommitInterval (default 30s) a thread
 // flushes its record cache (the latest value per key of each aggregation
