@@ -263,3 +263,33 @@ func TestGlobalTableEndToEnd(t *testing.T) {
 		})
 	}
 }
+
+func TestQueryRangeAndPrefix(t *testing.T) {
+	addr := brokertest.Start(t).Addr()
+	createTopics(t, addr, 1, "text-lines", "word-counts")
+	app := startApp(t, addr, wordCount(t))
+	produceLines(t, addr, "apple apricot banana blueberry cherry")
+	latestCounts(t, addr, map[string]int64{"apple": 1, "cherry": 1})
+	q := stream.Query(app.app, "counts", str, i64)
+	collect := func(seq func(func(string, int64) bool)) []string {
+		var out []string
+		for k := range seq {
+			out = append(out, k)
+		}
+		return out
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(collect(q.All())) < 5 {
+		if time.Now().After(deadline) {
+			t.Fatalf("store %v", collect(q.All()))
+		}
+		time.Sleep(10 * time.Millisecond) // polling a condition with a deadline
+	}
+	if got := collect(q.Prefix([]byte("ap"))); len(got) != 2 || got[0] != "apple" || got[1] != "apricot" {
+		t.Fatalf("prefix ap: %v", got)
+	}
+	from, to := "b", "c"
+	if got := collect(q.Range(&from, &to)); len(got) != 2 || got[0] != "banana" || got[1] != "blueberry" {
+		t.Fatalf("range [b,c): %v", got)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/serde"
+	"github.com/sluicehq/sluice/table"
 )
 
 // Processor is the low-level API: a processor sees every record of its
@@ -194,6 +195,23 @@ func (s *KeyValueStore[K, V]) Range(from, to *K) iter.Seq2[K, V] {
 			tb, _ = s.ref.ks.AppendEncode(nil, *to)
 		}
 		_ = s.st.scan(s.st.kv, fb, tb, func(kb, vb []byte) bool {
+			k, err := s.ref.ks.Decode(kb)
+			if err != nil {
+				return true
+			}
+			v, err := s.ref.vs.Decode(vb)
+			if err != nil {
+				return true
+			}
+			return yield(k, v)
+		})
+	}
+}
+
+// Prefix returns the entries whose key bytes start with prefix.
+func (s *KeyValueStore[K, V]) Prefix(prefix []byte) iter.Seq2[K, V] {
+	return func(yield func(K, V) bool) {
+		_ = s.st.scan(s.st.kv, prefix, table.PrefixEnd(prefix), func(kb, vb []byte) bool {
 			k, err := s.ref.ks.Decode(kb)
 			if err != nil {
 				return true

@@ -91,7 +91,27 @@ func (q *QueryableStore[K, V]) Get(k K) (V, bool, error) {
 
 // All returns every entry of the local partitions, in key-byte order within
 // each partition, partitions in order.
-func (q *QueryableStore[K, V]) All() iter.Seq2[K, V] {
+func (q *QueryableStore[K, V]) All() iter.Seq2[K, V] { return q.scanBytes(nil, nil) }
+
+// Range returns the entries with from <= key < to (by key bytes; nil
+// pointers leave a side open), partition by partition.
+func (q *QueryableStore[K, V]) Range(from, to *K) iter.Seq2[K, V] {
+	var fb, tb []byte
+	if from != nil {
+		fb, _ = q.ks.AppendEncode(nil, *from)
+	}
+	if to != nil {
+		tb, _ = q.ks.AppendEncode(nil, *to)
+	}
+	return q.scanBytes(fb, tb)
+}
+
+// Prefix returns the entries whose key bytes start with prefix.
+func (q *QueryableStore[K, V]) Prefix(prefix []byte) iter.Seq2[K, V] {
+	return q.scanBytes(prefix, table.PrefixEnd(prefix))
+}
+
+func (q *QueryableStore[K, V]) scanBytes(from, to []byte) iter.Seq2[K, V] {
 	return func(yield func(K, V) bool) {
 		stores, err := q.a.localStores(q.name)
 		if err != nil {
@@ -104,7 +124,7 @@ func (q *QueryableStore[K, V]) All() iter.Seq2[K, V] {
 		sort.Slice(ps, func(i, j int) bool { return ps[i] < ps[j] })
 		for _, p := range ps {
 			stop := false
-			_ = stores[p].scan(stores[p].query, nil, nil, func(kb, vb []byte) bool {
+			_ = stores[p].scan(stores[p].query, from, to, func(kb, vb []byte) bool {
 				k, err1 := q.ks.Decode(kb)
 				v, err2 := q.vs.Decode(vb)
 				if err1 != nil || err2 != nil {
