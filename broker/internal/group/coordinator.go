@@ -32,6 +32,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sluicehq/sluice/broker/internal/cluster"
 )
 
 // TopicName is the internal topic holding committed offsets and group
@@ -48,8 +50,8 @@ type Store interface {
 	// acks=all would be.
 	Append(p int32, batch []byte) error
 	// Load calls fn for every record of the topic, partition by partition
-	// in offset order, if the topic exists. value is nil for tombstones.
-	Load(fn func(key, value []byte)) error
+	// in offset order, if the topic exists, including transaction markers.
+	Load(fn func(cluster.StoredRecord)) error
 }
 
 // Config configures a Coordinator.
@@ -97,6 +99,12 @@ type Coordinator struct {
 		groups map[string]*group
 		closed bool
 	}
+	// txn maps a producer id to the groups holding offsets committed in
+	// its ongoing transaction. Lock order: after a group's mu.
+	txn struct {
+		sync.Mutex
+		groups map[int64]map[string]struct{}
+	}
 }
 
 // New loads the groups and offsets kept in store.
@@ -104,6 +112,7 @@ func New(cfg Config, store Store) (*Coordinator, error) {
 	cfg.ensureDefaults()
 	c := &Coordinator{cfg: cfg, store: store}
 	c.mu.groups = map[string]*group{}
+	c.txn.groups = map[int64]map[string]struct{}{}
 	if err := c.load(); err != nil {
 		return nil, fmt.Errorf("broker/group: load %s: %w", TopicName, err)
 	}
@@ -209,7 +218,12 @@ func newMemberID(clientID string) string {
 // load replays __consumer_offsets.
 func (c *Coordinator) load() error {
 	now := c.cfg.Now()
-	err := c.store.Load(func(key, value []byte) {
+	err := c.store.Load(func(r cluster.StoredRecord) {
+		key, value := r.Key, r.Value
+		if r.Control {
+			c.CompleteTxn(r.Partition, r.ProducerID, r.Commit)
+			return
+		}
 		if len(key) < 2 {
 			return
 		}
@@ -230,10 +244,15 @@ func (c *Coordinator) load() error {
 			if val.ReadFrom(value) != nil {
 				return
 			}
-			g.setOffsetLocked(k.Topic, k.Partition, offset{
+			o := offset{
 				offset: val.Offset, leaderEpoch: val.LeaderEpoch, metadata: val.Metadata,
 				committed: time.UnixMilli(val.CommitTimestamp),
-			})
+			}
+			if r.Transactional && r.ProducerID >= 0 {
+				g.addTxnOffsetLocked(r.ProducerID, topicPartition{k.Topic, k.Partition}, o)
+				return
+			}
+			g.setOffsetLocked(k.Topic, k.Partition, o)
 		case 2:
 			var k kmsg.GroupMetadataKey
 			if k.ReadFrom(key) != nil {
