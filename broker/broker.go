@@ -8,9 +8,23 @@
 //	client, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()))
 //
 // What clients get: the APIs listed in ../shared/COMPAT.md that the broker
-// advertises in ApiVersions (Produce, Fetch, ListOffsets, Metadata, topic
-// administration, configs, DeleteRecords and idempotent InitProducerId);
-// consumer groups and transactions come later and are not advertised.
+// advertises in ApiVersions: Produce, Fetch, ListOffsets, Metadata, topic
+// administration, configs, DeleteRecords, consumer groups with committed
+// offsets, and transactions (InitProducerId 0-4 idempotent or with a
+// transactional id, AddPartitionsToTxn 0-3, AddOffsetsToTxn 0-3, EndTxn 0-3,
+// TxnOffsetCommit 0-3 with KIP-447's generation checks). The
+// transaction.version feature and KIP-890 are not advertised.
+//
+// Transactions: the coordinator keeps each transactional id's state in
+// __transaction_state (Kafka's formats), writes COMMIT/ABORT markers to
+// every partition of a transaction before reporting it complete, resumes
+// commits and aborts a restart interrupted, fences a producer whose id is
+// initialised again, and aborts transactions open longer than their
+// transaction.timeout.ms (checked every Config.TransactionAbortInterval).
+// Partitions serve read_committed fetches up to their last stable offset,
+// with the aborted transactions of the fetched range; ListOffsets with
+// read_committed answers the last stable offset. The cleaner drops aborted
+// transactional data from compacted topics and keeps markers.
 //
 // Durability: a produce is acknowledged only after its bytes were written to
 // the segment file, so killing the process loses nothing acknowledged;

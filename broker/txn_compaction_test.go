@@ -58,7 +58,9 @@ func TestTxnCompaction(t *testing.T) {
 	if n := b.CleanLogs(ctx); n == 0 {
 		t.Fatal("the cleaner cleaned nothing")
 	}
-	last := func(tag string) string { return fmt.Sprintf("%s-79-%s", tag, "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx") }
+	last := func(tag string) string {
+		return fmt.Sprintf("%s-79-%s", tag, "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx")
+	}
 	got := readAll(t, addr, topic, false)
 	for _, gone := range []string{"a1", "a3"} {
 		if slices.Contains(got, gone) {

@@ -354,13 +354,6 @@ func (p *Partition) AbortedTxns(dst []AbortedTxn, from, to int64) []AbortedTxn {
 	return dst
 }
 
-// OpenTxns returns how many transactions are open on the partition.
-func (p *Partition) OpenTxns() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.mu.ongoing)
-}
-
 // Watch registers ch to receive a value (without blocking) when data is
 // appended. Unwatch removes it.
 func (p *Partition) Watch(ch chan struct{}) {

@@ -1,7 +1,7 @@
 // Package group is the broker's group coordinator for the classic consumer
 // group protocol: JoinGroup, SyncGroup, Heartbeat, LeaveGroup, DescribeGroups,
 // ListGroups, DeleteGroups and committed offsets (OffsetCommit, OffsetFetch,
-// OffsetDelete).
+// OffsetDelete, TxnOffsetCommit).
 //
 // State lives in memory and is written to the compacted internal topic
 // __consumer_offsets in Kafka's own formats (kmsg.OffsetCommitKey/Value and
@@ -9,10 +9,16 @@
 // state; on start the coordinator replays that topic. A group's records go to
 // partition abs(javaHashCode(group)) % partitions, as in Kafka.
 //
+// Transactional offset commits (TxnOffsetCommit, checked first by package
+// txn) are kept pending per producer until the transaction's marker; see
+// txn_offsets.go.
+//
 // Concurrency: Coordinator.mu guards the map of groups; each group has its
 // own mutex guarding all of its state, held while its records are appended
-// (so a group's log order is its state order). Lock order: Coordinator.mu,
-// then a group's mu; never two groups at once. Timers (session, rebalance)
+// (so a group's log order is its state order). Coordinator.txn guards the
+// index of groups with pending transactional offsets. Lock order:
+// Coordinator.mu, then a group's mu, then Coordinator.txn; never two groups
+// at once. Timers (session, rebalance)
 // take the group's mu in their callbacks.
 //
 // Requests that must wait (a JoinGroup until the rebalance completes, a

@@ -36,15 +36,6 @@ func (g *group) addTxnOffsetLocked(pid int64, tp topicPartition, o offset) {
 	g.c.txn.Unlock()
 }
 
-func (g *group) hasTxnOffsetLocked(tp topicPartition) bool {
-	for _, m := range g.txnOffsets {
-		if _, ok := m[tp]; ok {
-			return true
-		}
-	}
-	return false
-}
-
 // TxnOffsetCommit handles a TxnOffsetCommit request whose producer id and
 // epoch the transaction coordinator has already checked against the
 // transaction (which must hold the group). From v3 (KIP-447) a request
