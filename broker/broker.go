@@ -8,9 +8,23 @@
 //	client, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()))
 //
 // What clients get: the APIs listed in ../shared/COMPAT.md that the broker
-// advertises in ApiVersions (Produce, Fetch, ListOffsets, Metadata, topic
-// administration, configs, DeleteRecords and idempotent InitProducerId);
-// consumer groups and transactions come later and are not advertised.
+// advertises in ApiVersions: Produce, Fetch, ListOffsets, Metadata, topic
+// administration, configs, DeleteRecords, consumer groups with committed
+// offsets, and transactions (InitProducerId 0-4 idempotent or with a
+// transactional id, AddPartitionsToTxn 0-3, AddOffsetsToTxn 0-3, EndTxn 0-3,
+// TxnOffsetCommit 0-3 with KIP-447's generation checks). The
+// transaction.version feature and KIP-890 are not advertised.
+//
+// Transactions: the coordinator keeps each transactional id's state in
+// __transaction_state (Kafka's formats), writes COMMIT/ABORT markers to
+// every partition of a transaction before reporting it complete, resumes
+// commits and aborts a restart interrupted, fences a producer whose id is
+// initialised again, and aborts transactions open longer than their
+// transaction.timeout.ms (checked every Config.TransactionAbortInterval).
+// Partitions serve read_committed fetches up to their last stable offset,
+// with the aborted transactions of the fetched range; ListOffsets with
+// read_committed answers the last stable offset. The cleaner drops aborted
+// transactional data from compacted topics and keeps markers.
 //
 // Durability: a produce is acknowledged only after its bytes were written to
 // the segment file, so killing the process loses nothing acknowledged;
@@ -34,6 +48,7 @@ import (
 	"github.com/sluicehq/sluice/broker/internal/configs"
 	"github.com/sluicehq/sluice/broker/internal/group"
 	"github.com/sluicehq/sluice/broker/internal/handler"
+	"github.com/sluicehq/sluice/broker/internal/txn"
 )
 
 // Errors returned by Broker methods.
@@ -48,6 +63,7 @@ type Broker struct {
 	ln      net.Listener
 	cluster *cluster.Cluster
 	groups  *group.Coordinator
+	txns    *txn.Coordinator
 	handler *handler.Handler
 
 	ctx    context.Context // the broker's lifetime
@@ -122,7 +138,20 @@ func New(cfg Config) (*Broker, error) {
 		cl.Close()
 		return nil, fmt.Errorf("broker: %w", err)
 	}
-	b := &Broker{cfg: cfg, ln: ln, cluster: cl, groups: groups}
+	txnLog := &cluster.OffsetsStore{C: cl, Topic: cluster.TransactionTopic, NumParts: cfg.TransactionTopicPartitions, SyncOnAck: cfg.Fsync == FsyncAlways}
+	txns, err := txn.New(txn.Config{
+		MaxTimeout: cfg.TransactionMaxTimeout,
+		SyncOnAck:  cfg.Fsync == FsyncAlways,
+		Logger:     cfg.Logger,
+		Now:        cfg.Now,
+	}, txnLog, offsets, groups)
+	if err != nil {
+		groups.Close()
+		ln.Close()
+		cl.Close()
+		return nil, fmt.Errorf("broker: %w", err)
+	}
+	b := &Broker{cfg: cfg, ln: ln, cluster: cl, groups: groups, txns: txns}
 	b.handler = handler.New(handler.Config{
 		NodeID:            cfg.NodeID,
 		AdvertiseHost:     host,
@@ -133,7 +162,7 @@ func New(cfg Config) (*Broker, error) {
 		MaxRequestBytes:   cfg.MaxRequestBytes,
 		Logger:            cfg.Logger,
 		Now:               cfg.Now,
-	}, cl, groups, offsets)
+	}, cl, groups, offsets, txns, txnLog)
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	b.mu.conns = map[net.Conn]struct{}{}
 	return b, nil
@@ -155,6 +184,7 @@ func (b *Broker) Run(ctx context.Context) error {
 
 	b.goNamed("retention", b.retentionLoop)
 	b.goNamed("cleaner", b.cleanerLoop)
+	b.goNamed("txn-timeouts", b.txnTimeoutLoop)
 	if b.cfg.Fsync == FsyncInterval {
 		b.goNamed("fsync", b.fsyncLoop)
 	}
@@ -217,6 +247,25 @@ func (b *Broker) fsyncLoop(ctx context.Context) {
 		}
 	}
 }
+
+func (b *Broker) txnTimeoutLoop(ctx context.Context) {
+	t := time.NewTicker(b.cfg.TransactionAbortInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			b.AbortTimedOutTransactions()
+		}
+	}
+}
+
+// AbortTimedOutTransactions aborts, now, every transaction open longer
+// than its transaction.timeout.ms, fencing its producer (the broker also
+// does it every Config.TransactionAbortInterval). It returns how many were
+// aborted.
+func (b *Broker) AbortTimedOutTransactions() int { return b.txns.AbortExpired() }
 
 func (b *Broker) retentionLoop(ctx context.Context) {
 	t := time.NewTicker(b.cfg.RetentionCheckInterval)

@@ -132,6 +132,22 @@ type Config struct {
 	// count of __consumer_offsets when it is created. Default 50.
 	OffsetsTopicPartitions int32
 
+	// TransactionTopicPartitions is transaction.state.log.num.partitions,
+	// the partition count of __transaction_state when it is created.
+	// Default 50, as in Kafka.
+	TransactionTopicPartitions int32
+
+	// TransactionMaxTimeout is transaction.max.timeout.ms: producers asking
+	// for a longer transaction.timeout.ms are refused
+	// (INVALID_TRANSACTION_TIMEOUT). Default 15 minutes.
+	TransactionMaxTimeout time.Duration
+
+	// TransactionAbortInterval is
+	// transaction.abort.timed.out.transaction.cleanup.interval.ms: how
+	// often transactions open longer than their timeout are looked for and
+	// aborted. Default 10s.
+	TransactionAbortInterval time.Duration
+
 	// Logger receives the broker's logs. Default: discard.
 	Logger *slog.Logger
 
@@ -160,6 +176,15 @@ func (c *Config) EnsureDefaults() {
 	}
 	if c.OffsetsTopicPartitions <= 0 {
 		c.OffsetsTopicPartitions = 50
+	}
+	if c.TransactionTopicPartitions <= 0 {
+		c.TransactionTopicPartitions = 50
+	}
+	if c.TransactionMaxTimeout <= 0 {
+		c.TransactionMaxTimeout = 15 * time.Minute
+	}
+	if c.TransactionAbortInterval <= 0 {
+		c.TransactionAbortInterval = 10 * time.Second
 	}
 	if c.CleanerInterval <= 0 {
 		c.CleanerInterval = 15 * time.Second

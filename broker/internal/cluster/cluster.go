@@ -1,6 +1,17 @@
 // Package cluster holds the broker's state: its topics and their partitions,
-// each partition's log and idempotent-producer state, and the metadata that
-// survives restarts.
+// each partition's log, idempotent-producer state and transaction state,
+// and the metadata that survives restarts.
+//
+// Transactions on a partition: the first batch of a producer's transaction
+// opens it (its offset holds the last stable offset back) and the
+// producer's next marker (WriteMarker, from the transaction coordinator)
+// closes it; an ABORT adds (producer id, first offset, marker offset) to
+// the partition's aborted-transaction index, which read_committed fetches
+// are served from. Neither is kept in a file of its own: at open, both are
+// rebuilt with the producer state from the log's batch headers (reading
+// the one record of each control batch for its type), so they always agree
+// with the log, including after a torn tail was cut; the cost is one header
+// scan per partition at start, which producer state already needed.
 //
 // On disk, under the data directory:
 //
@@ -11,7 +22,10 @@
 //
 // Concurrency: Cluster is safe for concurrent use. Its mutex guards the topic
 // map and is never held across log I/O except when topics are created or
-// deleted, which are rare. Each Partition serialises its own appends.
+// deleted, which are rare. Each Partition serialises its own appends and
+// markers under its mu; its aborted index has its own lock (abortMu, taken
+// under mu or alone by fetches), and the first unstable offset is an atomic
+// set before a transaction's data is appended and cleared after its marker.
 package cluster
 
 import (

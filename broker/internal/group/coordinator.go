@@ -1,7 +1,7 @@
 // Package group is the broker's group coordinator for the classic consumer
 // group protocol: JoinGroup, SyncGroup, Heartbeat, LeaveGroup, DescribeGroups,
 // ListGroups, DeleteGroups and committed offsets (OffsetCommit, OffsetFetch,
-// OffsetDelete).
+// OffsetDelete, TxnOffsetCommit).
 //
 // State lives in memory and is written to the compacted internal topic
 // __consumer_offsets in Kafka's own formats (kmsg.OffsetCommitKey/Value and
@@ -9,10 +9,16 @@
 // state; on start the coordinator replays that topic. A group's records go to
 // partition abs(javaHashCode(group)) % partitions, as in Kafka.
 //
+// Transactional offset commits (TxnOffsetCommit, checked first by package
+// txn) are kept pending per producer until the transaction's marker; see
+// txn_offsets.go.
+//
 // Concurrency: Coordinator.mu guards the map of groups; each group has its
 // own mutex guarding all of its state, held while its records are appended
-// (so a group's log order is its state order). Lock order: Coordinator.mu,
-// then a group's mu; never two groups at once. Timers (session, rebalance)
+// (so a group's log order is its state order). Coordinator.txn guards the
+// index of groups with pending transactional offsets. Lock order:
+// Coordinator.mu, then a group's mu, then Coordinator.txn; never two groups
+// at once. Timers (session, rebalance)
 // take the group's mu in their callbacks.
 //
 // Requests that must wait (a JoinGroup until the rebalance completes, a
@@ -32,6 +38,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sluicehq/sluice/broker/internal/cluster"
 )
 
 // TopicName is the internal topic holding committed offsets and group
@@ -48,8 +56,8 @@ type Store interface {
 	// acks=all would be.
 	Append(p int32, batch []byte) error
 	// Load calls fn for every record of the topic, partition by partition
-	// in offset order, if the topic exists. value is nil for tombstones.
-	Load(fn func(key, value []byte)) error
+	// in offset order, if the topic exists, including transaction markers.
+	Load(fn func(cluster.StoredRecord)) error
 }
 
 // Config configures a Coordinator.
@@ -97,6 +105,12 @@ type Coordinator struct {
 		groups map[string]*group
 		closed bool
 	}
+	// txn maps a producer id to the groups holding offsets committed in
+	// its ongoing transaction. Lock order: after a group's mu.
+	txn struct {
+		sync.Mutex
+		groups map[int64]map[string]struct{}
+	}
 }
 
 // New loads the groups and offsets kept in store.
@@ -104,6 +118,7 @@ func New(cfg Config, store Store) (*Coordinator, error) {
 	cfg.ensureDefaults()
 	c := &Coordinator{cfg: cfg, store: store}
 	c.mu.groups = map[string]*group{}
+	c.txn.groups = map[int64]map[string]struct{}{}
 	if err := c.load(); err != nil {
 		return nil, fmt.Errorf("broker/group: load %s: %w", TopicName, err)
 	}
@@ -209,7 +224,12 @@ func newMemberID(clientID string) string {
 // load replays __consumer_offsets.
 func (c *Coordinator) load() error {
 	now := c.cfg.Now()
-	err := c.store.Load(func(key, value []byte) {
+	err := c.store.Load(func(r cluster.StoredRecord) {
+		key, value := r.Key, r.Value
+		if r.Control {
+			c.CompleteTxn(r.Partition, r.ProducerID, r.Commit)
+			return
+		}
 		if len(key) < 2 {
 			return
 		}
@@ -230,10 +250,15 @@ func (c *Coordinator) load() error {
 			if val.ReadFrom(value) != nil {
 				return
 			}
-			g.setOffsetLocked(k.Topic, k.Partition, offset{
+			o := offset{
 				offset: val.Offset, leaderEpoch: val.LeaderEpoch, metadata: val.Metadata,
 				committed: time.UnixMilli(val.CommitTimestamp),
-			})
+			}
+			if r.Transactional && r.ProducerID >= 0 {
+				g.addTxnOffsetLocked(r.ProducerID, topicPartition{k.Topic, k.Partition}, o)
+				return
+			}
+			g.setOffsetLocked(k.Topic, k.Partition, o)
 		case 2:
 			var k kmsg.GroupMetadataKey
 			if k.ReadFrom(key) != nil {

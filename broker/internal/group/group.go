@@ -84,14 +84,18 @@ type group struct {
 	rebalance    *time.Timer
 	joinSeq      int64
 	offsets      map[topicPartition]offset
-	dead         bool
+	// txnOffsets holds, per producer id, the offsets committed inside its
+	// ongoing transaction (TxnOffsetCommit): materialised into offsets
+	// when the transaction commits, dropped when it aborts.
+	txnOffsets map[int64]map[topicPartition]offset
+	dead       bool
 }
 
 func newGroup(c *Coordinator, id string) *group {
 	return &group{
 		c: c, id: id, state: Empty, stateSince: c.cfg.Now(),
 		members: map[string]*member{}, instances: map[string]string{}, pending: map[string]time.Time{},
-		offsets: map[topicPartition]offset{},
+		offsets: map[topicPartition]offset{}, txnOffsets: map[int64]map[topicPartition]offset{},
 	}
 }
 
@@ -101,7 +105,7 @@ func (g *group) setStateLocked(s State) {
 }
 
 func (g *group) emptyOfEverythingLocked() bool {
-	return len(g.members) == 0 && len(g.offsets) == 0 && g.generation == 0
+	return len(g.members) == 0 && len(g.offsets) == 0 && len(g.txnOffsets) == 0 && g.generation == 0
 }
 
 // resetLocked forgets the group's membership (a tombstone of its metadata).

@@ -188,7 +188,7 @@ func (c *Coordinator) OffsetFetch(req *kmsg.OffsetFetchRequest) kmsg.Response {
 			topics = append(topics, kmsg.OffsetFetchRequestGroupTopic{Topic: t.Topic, Partitions: t.Partitions})
 		}
 		all := req.Topics == nil && req.GetVersion() >= 2
-		rg, code := c.fetchGroup(req.Group, topics, all)
+		rg, code := c.fetchGroup(req.Group, topics, all, req.RequireStable)
 		resp.ErrorCode = code
 		for _, t := range rg {
 			rt := kmsg.OffsetFetchResponseTopic{Topic: t.Topic}
@@ -202,23 +202,34 @@ func (c *Coordinator) OffsetFetch(req *kmsg.OffsetFetchRequest) kmsg.Response {
 		return resp
 	}
 	for _, rg := range req.Groups {
-		topics, code := c.fetchGroup(rg.Group, rg.Topics, rg.Topics == nil)
+		topics, code := c.fetchGroup(rg.Group, rg.Topics, rg.Topics == nil, req.RequireStable)
 		resp.Groups = append(resp.Groups, kmsg.OffsetFetchResponseGroup{Group: rg.Group, Topics: topics, ErrorCode: code})
 	}
 	return resp
 }
 
-func (c *Coordinator) fetchGroup(id string, topics []kmsg.OffsetFetchRequestGroupTopic, all bool) ([]kmsg.OffsetFetchResponseGroupTopic, int16) {
+func (c *Coordinator) fetchGroup(id string, topics []kmsg.OffsetFetchRequestGroupTopic, all, requireStable bool) ([]kmsg.OffsetFetchResponseGroupTopic, int16) {
 	if id == "" {
 		return nil, kerr.InvalidGroupID.Code
 	}
 	g := c.get(id, false)
 	var offs map[topicPartition]offset
+	var unstable map[topicPartition]bool
 	if g != nil {
 		g.mu.Lock()
 		offs = make(map[topicPartition]offset, len(g.offsets))
 		for k, v := range g.offsets {
 			offs[k] = v
+		}
+		if requireStable {
+			for _, m := range g.txnOffsets {
+				for tp := range m {
+					if unstable == nil {
+						unstable = map[topicPartition]bool{}
+					}
+					unstable[tp] = true
+				}
+			}
 		}
 		g.mu.Unlock()
 	}
@@ -228,6 +239,12 @@ func (c *Coordinator) fetchGroup(id string, topics []kmsg.OffsetFetchRequestGrou
 		rp.Offset, rp.LeaderEpoch = -1, -1
 		empty := ""
 		rp.Metadata = &empty
+		if unstable[topicPartition{topic, p}] {
+			// KIP-447: a transaction holds offsets for this partition;
+			// the client retries until it completes.
+			rp.ErrorCode = kerr.UnstableOffsetCommit.Code
+			return rp
+		}
 		if o, ok := offs[topicPartition{topic, p}]; ok {
 			rp.Offset, rp.LeaderEpoch = o.offset, o.leaderEpoch
 			md := o.metadata

@@ -22,13 +22,16 @@ func (h *Handler) produce(req *kmsg.ProduceRequest) (response, bool) {
 	resp.SetVersion(req.GetVersion())
 	var syncs []syncTarget
 	ackErr := int16(0)
-	switch {
-	case req.Acks != 0 && req.Acks != 1 && req.Acks != -1:
+	var txnCheck func(topic string, p int32, pid int64, epoch int16) int16
+	if req.Acks != 0 && req.Acks != 1 && req.Acks != -1 {
 		ackErr = kerr.InvalidRequiredAcks.Code
-	case req.TransactionID != nil:
-		// Transactions arrive with the transaction coordinator; until then no
-		// transactional id can be initialised, so none can produce.
-		ackErr = kerr.TransactionalIDAuthorizationFailed.Code
+	}
+	if req.TransactionID != nil && ackErr == 0 {
+		// Hold the transaction while its batches are checked and
+		// appended, so that no marker lands in between (package txn).
+		tp := h.txns.BeginProduce(*req.TransactionID)
+		defer tp.Done()
+		txnCheck = tp.Check
 	}
 	resp.Topics = make([]kmsg.ProduceResponseTopic, len(req.Topics))
 	for ti := range req.Topics {
@@ -55,10 +58,17 @@ func (h *Handler) produce(req *kmsg.ProduceRequest) (response, bool) {
 				sp.ErrorMessage = errMsg(fmt.Errorf("cannot produce to the internal topic %s", rt.Topic))
 				continue
 			}
-			if err := oneBatch(rp.Records); err != nil {
+			bh, err := oneBatch(rp.Records, txnCheck != nil)
+			if err != nil {
 				sp.ErrorCode = errCode(err)
 				sp.ErrorMessage = errMsg(err)
 				continue
+			}
+			if bh.IsTransactional() {
+				if code := txnCheck(rt.Topic, rp.Partition, bh.ProducerID, bh.ProducerEpoch); code != 0 {
+					sp.ErrorCode = code
+					continue
+				}
 			}
 			r, err := p.Append(rp.Records)
 			if err != nil {
@@ -100,20 +110,25 @@ func (h *Handler) produce(req *kmsg.ProduceRequest) (response, bool) {
 }
 
 // oneBatch checks that a produce partition carries exactly one magic-2
-// record batch, as Kafka requires for Produce v3+.
-func oneBatch(b []byte) error {
+// record batch, as Kafka requires for Produce v3+, and that a transactional
+// batch comes with a transactional id (txn), from a producer id, and is not
+// a control batch (only the coordinator writes markers).
+func oneBatch(b []byte, txn bool) (records.BatchHeader, error) {
 	h, err := records.ParseHeader(b)
 	if err != nil {
-		return fmt.Errorf("%w: produce records hold no whole record batch (%d bytes)", records.ErrInvalidRecord, len(b))
+		return h, fmt.Errorf("%w: produce records hold no whole record batch (%d bytes)", records.ErrInvalidRecord, len(b))
 	}
 	if h.Magic != 2 {
-		return fmt.Errorf("%w: record batch magic %d; Produce v3+ needs magic 2", records.ErrInvalidRecord, h.Magic)
+		return h, fmt.Errorf("%w: record batch magic %d; Produce v3+ needs magic 2", records.ErrInvalidRecord, h.Magic)
 	}
 	if h.TotalSize() != len(b) {
-		return fmt.Errorf("%w: produce records must hold exactly one record batch (batch of %d bytes in %d)", records.ErrInvalidRecord, h.TotalSize(), len(b))
+		return h, fmt.Errorf("%w: produce records must hold exactly one record batch (batch of %d bytes in %d)", records.ErrInvalidRecord, h.TotalSize(), len(b))
 	}
-	if h.IsTransactional() {
-		return fmt.Errorf("%w: transactional batches need a transactional producer", records.ErrInvalidRecord)
+	if h.IsControl() {
+		return h, fmt.Errorf("%w: clients cannot produce control batches", records.ErrInvalidRecord)
 	}
-	return nil
+	if h.IsTransactional() && (!txn || h.ProducerID < 0) {
+		return h, fmt.Errorf("%w: transactional batches need a transactional id and a producer id", records.ErrInvalidRecord)
+	}
+	return h, nil
 }

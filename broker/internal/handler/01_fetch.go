@@ -11,6 +11,7 @@ import (
 
 	"github.com/sluicehq/sluice/broker/internal/cluster"
 	"github.com/sluicehq/sluice/broker/internal/log"
+	"github.com/sluicehq/sluice/broker/internal/records"
 )
 
 // leaderEpoch is the only partition leader epoch of a single node.
@@ -25,6 +26,8 @@ type fetchState struct {
 	resp  *kmsg.FetchResponse
 	parts []*cluster.Partition // per response partition, in order; nil on error
 	buf   *[]byte
+
+	aborted []cluster.AbortedTxn // scratch for abortedFor
 }
 
 func (h *Handler) fetch(req *kmsg.FetchRequest) response {
@@ -100,6 +103,29 @@ func (st *fetchState) wait(ctx context.Context, maxWait time.Duration) kmsg.Resp
 	}
 }
 
+// abortedFor sets the aborted transactions a read_committed client needs to
+// skip aborted data in the batches read (fetched from offset from): those
+// overlapping [from, end of the last batch], producer id and first offset
+// each, as Kafka answers. Nil when there are none (v4+ accepts null).
+func (st *fetchState) abortedFor(sp *kmsg.FetchResponseTopicPartition, p *cluster.Partition, from int64, read []byte) {
+	end := from
+	for b := read; len(b) > 0; {
+		h, err := records.ParseHeader(b)
+		if err != nil || h.TotalSize() > len(b) {
+			break
+		}
+		end = h.LastOffset() + 1
+		b = b[h.TotalSize():]
+	}
+	st.aborted = p.AbortedTxns(st.aborted[:0], from, end)
+	sp.AbortedTransactions = nil
+	for _, a := range st.aborted {
+		at := kmsg.NewFetchResponseTopicPartitionAbortedTransaction()
+		at.ProducerID, at.FirstOffset = a.ProducerID, a.FirstOffset
+		sp.AbortedTransactions = append(sp.AbortedTransactions, at)
+	}
+}
+
 // read fills the response from the logs, returning the bytes of records
 // read and whether any partition failed (which ends a long poll).
 func (st *fetchState) read() (total int, failed bool) {
@@ -114,6 +140,7 @@ func (st *fetchState) read() (total int, failed bool) {
 		start, end int
 	}
 	var spans []span
+	readCommitted := req.IsolationLevel == 1
 	i := 0
 	for ti := range req.Topics {
 		rt := &req.Topics[ti]
@@ -141,23 +168,28 @@ func (st *fetchState) read() (total int, failed bool) {
 				continue
 			}
 			l := p.Log()
+			lso := p.LastStableOffset()
 			hw := l.EndOffset()
 			sp.HighWatermark = hw
-			sp.LastStableOffset = hw
+			sp.LastStableOffset = lso
 			sp.LogStartOffset = l.StartOffset()
+			upTo := hw
+			if readCommitted {
+				upTo = lso
+			}
 			limit := min(int(rp.PartitionMaxBytes), maxBytes-total)
 			if limit <= 0 && total > 0 {
 				continue
 			}
 			start := len(buf)
 			var err error
-			buf, err = l.Read(buf, rp.FetchOffset, max(limit, 0), hw, total == 0)
+			buf, err = l.Read(buf, rp.FetchOffset, max(limit, 0), upTo, total == 0)
 			if err != nil {
 				sp.ErrorCode = errCode(err)
 				if errors.Is(err, log.ErrOffsetOutOfRange) {
 					sp.LogStartOffset = l.StartOffset()
 					sp.HighWatermark = l.EndOffset()
-					sp.LastStableOffset = sp.HighWatermark
+					sp.LastStableOffset = p.LastStableOffset()
 				}
 				failed = true
 				buf = buf[:start]
@@ -165,6 +197,9 @@ func (st *fetchState) read() (total int, failed bool) {
 			}
 			total += len(buf) - start
 			spans = append(spans, span{sp, start, len(buf)})
+			if readCommitted && len(buf) > start {
+				st.abortedFor(sp, p, rp.FetchOffset, buf[start:])
+			}
 		}
 	}
 	// Point the records at the buffer only now: appends may have moved it.

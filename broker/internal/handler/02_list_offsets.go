@@ -31,8 +31,11 @@ func (h *Handler) listOffsets(req *kmsg.ListOffsetsRequest) kmsg.Response {
 			last.LeaderEpoch = leaderEpoch
 			l := p.Log()
 			switch ts := rp.Timestamp; {
-			case ts == -1: // latest: the high watermark (= last stable offset without open transactions)
+			case ts == -1: // latest: the high watermark, or the last stable offset for read_committed
 				last.Offset = l.EndOffset()
+				if req.IsolationLevel == 1 {
+					last.Offset = p.LastStableOffset()
+				}
 			case ts == -2: // earliest
 				last.Offset = l.StartOffset()
 			case ts == -3 && req.Version >= 7: // max timestamp (KIP-734)
@@ -42,6 +45,8 @@ func (h *Handler) listOffsets(req *kmsg.ListOffsetsRequest) kmsg.Response {
 				switch {
 				case err != nil:
 					last.ErrorCode = errCode(err)
+				case found && req.IsolationLevel == 1 && off >= p.LastStableOffset():
+					// Not yet visible to read_committed consumers.
 				case found:
 					last.Offset, last.Timestamp = off, t
 				}

@@ -5,9 +5,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// findCoordinator answers that this node coordinates every group: with one
-// node there is no other choice. Transaction coordinator lookups are refused
-// (non-retriably) until the broker has a transaction coordinator.
+// findCoordinator answers that this node coordinates every group and every
+// transactional id: with one node there is no other choice.
 func (h *Handler) findCoordinator(req *kmsg.FindCoordinatorRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.FindCoordinatorResponse)
 	answer := func(key string) (int16, *string) {
@@ -21,8 +20,17 @@ func (h *Handler) findCoordinator(req *kmsg.FindCoordinatorRequest) kmsg.Respons
 			}
 			return 0, nil
 		case 1: // transaction
-			msg := "transactions are not supported by this broker yet"
-			return kerr.TransactionalIDAuthorizationFailed.Code, &msg
+			if key == "" {
+				msg := "empty transactional id"
+				return kerr.InvalidRequest.Code, &msg
+			}
+			// Kafka creates __transaction_state when a transaction
+			// coordinator is first looked up.
+			if err := h.txnLog.Ensure(); err != nil {
+				h.cfg.Logger.Error("create transaction state topic", "err", err)
+				return kerr.CoordinatorNotAvailable.Code, errMsg(err)
+			}
+			return 0, nil
 		}
 		msg := "unknown coordinator type"
 		return kerr.InvalidRequest.Code, &msg

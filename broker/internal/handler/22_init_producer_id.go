@@ -11,11 +11,12 @@ func (h *Handler) initProducerID(req *kmsg.InitProducerIDRequest) kmsg.Response 
 	resp := req.ResponseKind().(*kmsg.InitProducerIDResponse)
 	resp.ProducerID, resp.ProducerEpoch = -1, -1
 	if req.TransactionalID != nil {
-		// Transactional ids need the transaction coordinator, which is not
-		// part of the broker yet: refuse clearly rather than pretend.
-		resp.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
-		h.cfg.Logger.Warn("refused a transactional producer: transactions are not supported yet", "transactional_id", *req.TransactionalID)
-		return resp
+		if err := h.txnLog.Ensure(); err != nil {
+			h.cfg.Logger.Error("create transaction state topic", "err", err)
+			resp.ErrorCode = kerr.CoordinatorNotAvailable.Code
+			return resp
+		}
+		return h.txns.InitProducerID(req)
 	}
 	// KIP-360: an idempotent producer that already has an id may ask for an
 	// epoch bump (to reset its sequences) instead of a new id.

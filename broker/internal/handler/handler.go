@@ -27,6 +27,7 @@ import (
 	"github.com/sluicehq/sluice/broker/internal/group"
 	"github.com/sluicehq/sluice/broker/internal/log"
 	"github.com/sluicehq/sluice/broker/internal/records"
+	"github.com/sluicehq/sluice/broker/internal/txn"
 )
 
 // Config is what handlers need from the broker's configuration.
@@ -48,11 +49,13 @@ type Handler struct {
 	cluster *cluster.Cluster
 	groups  *group.Coordinator
 	offsets *cluster.OffsetsStore
+	txns    *txn.Coordinator
+	txnLog  *cluster.OffsetsStore
 }
 
 // New returns a handler.
-func New(cfg Config, c *cluster.Cluster, groups *group.Coordinator, offsets *cluster.OffsetsStore) *Handler {
-	return &Handler{cfg: cfg, cluster: c, groups: groups, offsets: offsets}
+func New(cfg Config, c *cluster.Cluster, groups *group.Coordinator, offsets *cluster.OffsetsStore, txns *txn.Coordinator, txnLog *cluster.OffsetsStore) *Handler {
+	return &Handler{cfg: cfg, cluster: c, groups: groups, offsets: offsets, txns: txns, txnLog: txnLog}
 }
 
 // connInfo is what handlers may know of the connection a request came on.
@@ -135,6 +138,14 @@ func (h *Handler) handle(ctx context.Context, req kmsg.Request, ci connInfo) (re
 		return response{msg: h.alterConfigs(r)}, true
 	case *kmsg.CreatePartitionsRequest:
 		return response{msg: h.createPartitions(r)}, true
+	case *kmsg.AddPartitionsToTxnRequest:
+		return response{msg: h.txns.AddPartitionsToTxn(r)}, true
+	case *kmsg.AddOffsetsToTxnRequest:
+		return response{msg: h.txns.AddOffsetsToTxn(r)}, true
+	case *kmsg.EndTxnRequest:
+		return response{msg: h.txns.EndTxn(r)}, true
+	case *kmsg.TxnOffsetCommitRequest:
+		return response{msg: h.txnOffsetCommit(r)}, true
 	case *kmsg.IncrementalAlterConfigsRequest:
 		return response{msg: h.incrementalAlterConfigs(r)}, true
 	}

@@ -35,6 +35,10 @@ var advertised = []versionRange{
 	{key: 20, min: 0, max: 5, serveMin: 0}, // DeleteTopics
 	{key: 21, min: 0, max: 2, serveMin: 0}, // DeleteRecords
 	{key: 22, min: 0, max: 4, serveMin: 0}, // InitProducerId
+	{key: 24, min: 0, max: 3, serveMin: 0}, // AddPartitionsToTxn
+	{key: 25, min: 0, max: 3, serveMin: 0}, // AddOffsetsToTxn
+	{key: 26, min: 0, max: 3, serveMin: 0}, // EndTxn
+	{key: 28, min: 0, max: 3, serveMin: 0}, // TxnOffsetCommit
 	{key: 32, min: 0, max: 4, serveMin: 0}, // DescribeConfigs
 	{key: 33, min: 0, max: 2, serveMin: 0}, // AlterConfigs
 	{key: 37, min: 0, max: 3, serveMin: 0}, // CreatePartitions

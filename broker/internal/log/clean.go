@@ -65,7 +65,9 @@ import (
 //
 // # Transactions
 //
-// See batchDecision: control batches pass through untouched for now.
+// Each pass first scans the log's batch headers to learn which
+// transactional batches belong to aborted transactions and where the
+// earliest open transaction starts; see batchDecision for the rules.
 //
 // # Groups and the swap
 //
@@ -235,6 +237,9 @@ func (l *Log) Clean() (CleanStats, error) {
 	}
 
 	c := &cleaner{l: l, cfg: cfg, nowMs: nowMs, start: start, keys: map[string]int32{}, minHorizon: math.MaxInt64}
+	if err := c.scanTxns(); err != nil {
+		return CleanStats{}, err
+	}
 	cleanEnd, err := c.buildMap(closed, firstDirty)
 	if err != nil {
 		return CleanStats{}, err
@@ -307,26 +312,84 @@ const (
 	dropBatch
 )
 
-// batchDecision is the seam where transactions will plug in. Today it
-// passes control batches through untouched and filters every other batch
-// record by record. Kafka's rules, to implement with the aborted
-// transaction index and the producer state:
+// batchDecision applies Kafka's transaction rules, with what scanTxns
+// learnt from the log itself (its batch headers and markers):
 //   - a transactional data batch of an aborted transaction is dropped
-//     whole (dropBatch), wherever it is in the cleaned range;
+//     whole (dropBatch), wherever it is in the cleaned range, so that it
+//     can neither be served nor shadow an older committed value of its key
+//     in the offset map;
 //   - a transactional data batch of a committed transaction is filtered
 //     like any other (filterRecords);
-//   - a batch of a transaction still open (at or past the last stable
-//     offset) is never cleaned: the dirty section must end at the first
-//     unstable offset;
-//   - a control batch (COMMIT/ABORT marker) is kept (keepBatch) until no
-//     data batch of its transaction remains in the log before it AND its
-//     delete horizon has passed; then it is dropped (dropBatch). Markers
-//     get a delete horizon like tombstones.
+//   - a batch of a transaction still open is never cleaned: the dirty
+//     section ends at the first offset of the earliest open transaction
+//     (the last stable offset), see buildMap;
+//   - a control batch (COMMIT/ABORT marker) is kept (keepBatch). Kafka
+//     drops a marker once no data of its transaction remains before it and
+//     a delete horizon (delete.retention.ms) has passed; Sluice keeps
+//     markers for now: each costs one small batch, and keeping it is
+//     always correct.
 func (c *cleaner) batchDecision(h *records.BatchHeader) batchAction {
-	if h.IsControl() {
+	switch {
+	case h.IsControl():
 		return keepBatch
+	case h.IsTransactional() && c.txns.aborted[h.BaseOffset]:
+		return dropBatch
 	}
 	return filterRecords
+}
+
+// txnState is what a pass knows of the transactions in the log.
+type txnState struct {
+	// aborted holds the base offsets of the data batches of aborted
+	// transactions.
+	aborted map[int64]bool
+	// firstUnstable is the first offset of the earliest transaction with
+	// no marker yet (math.MaxInt64: none).
+	firstUnstable int64
+}
+
+// scanTxns reads every batch header of the log (and the record of each
+// control batch, for its type) and pairs each producer's transactional
+// batches with the producer's next marker: before an ABORT they are
+// aborted; those with no marker yet are of an open transaction.
+func (c *cleaner) scanTxns() error {
+	st := txnState{firstUnstable: math.MaxInt64}
+	pending := map[int64][]int64{} // producer id -> batch base offsets since its last marker
+	var buf []byte
+	var readErr error
+	err := c.l.ScanBatches(c.start, func(h records.BatchHeader) bool {
+		switch {
+		case h.ProducerID < 0 || !h.IsTransactional():
+		case h.IsControl():
+			buf, readErr = c.l.Read(buf[:0], h.BaseOffset, h.TotalSize(), h.LastOffset()+1, true)
+			if readErr != nil {
+				return false
+			}
+			if typ, ok := records.ControlType(buf); ok && typ == records.ControlAbort {
+				for _, off := range pending[h.ProducerID] {
+					if st.aborted == nil {
+						st.aborted = map[int64]bool{}
+					}
+					st.aborted[off] = true
+				}
+			}
+			delete(pending, h.ProducerID)
+		default:
+			pending[h.ProducerID] = append(pending[h.ProducerID], h.BaseOffset)
+		}
+		return true
+	})
+	if err == nil {
+		err = readErr
+	}
+	if err != nil {
+		return err
+	}
+	for _, offs := range pending {
+		st.firstUnstable = min(st.firstUnstable, offs[0])
+	}
+	c.txns = st
+	return nil
 }
 
 // cleaner is the state of one pass.
@@ -342,6 +405,8 @@ type cleaner struct {
 	keys     map[string]int32
 	latest   []int64
 	mapBytes int
+
+	txns txnState
 
 	rd   batchReader
 	dec  records.Decompressor
@@ -388,6 +453,10 @@ func (c *cleaner) buildMap(segs []*segment, firstDirty int64) (int64, error) {
 			}
 			if minLag > 0 && h.MaxTimestamp > c.nowMs-minLag {
 				return max(h.BaseOffset, firstDirty), nil
+			}
+			if h.LastOffset() >= c.txns.firstUnstable {
+				// An open transaction: nothing from here is cleanable.
+				return max(min(h.BaseOffset, c.txns.firstUnstable), firstDirty), nil
 			}
 			if c.batchDecision(&h) != filterRecords {
 				continue
