@@ -14,6 +14,7 @@ import (
 	"github.com/sluicehq/sluice/broker/brokertest"
 	"github.com/sluicehq/sluice/serde"
 	"github.com/sluicehq/sluice/stream"
+	"github.com/sluicehq/sluice/window"
 )
 
 var benchRuns atomic.Int64
@@ -37,13 +38,18 @@ func BenchmarkSimple(b *testing.B) {
 	}
 	defer cl.Close()
 	ctx := context.Background()
-	if _, err := kadm.NewClient(cl).CreateTopics(ctx, 1, 1, nil, "bench-in", "bench-out"); err != nil {
+	if _, err := kadm.NewClient(cl).CreateTopics(ctx, 1, 1, nil, "bench-in", "bench-in2", "bench-out"); err != nil {
 		b.Fatal(err)
 	}
 	val := make([]byte, 100)
 	for i := range n {
 		key := binary.BigEndian.AppendUint32(nil, uint32(i%10_000))
 		cl.Produce(ctx, &kgo.Record{Key: key, Value: val}, nil)
+	}
+	// A second input for the stream-stream join: the same keys, 1 ms later.
+	for i := range n {
+		key := binary.BigEndian.AppendUint32(nil, uint32(i%10_000))
+		cl.Produce(ctx, &kgo.Record{Topic: "bench-in2", Key: key, Value: val}, nil)
 	}
 	if err := cl.Flush(ctx); err != nil {
 		b.Fatal(err)
@@ -59,6 +65,15 @@ func BenchmarkSimple(b *testing.B) {
 		{"count-pebble", func(sb *stream.Builder, seen *atomic.Int64) {
 			s := stream.Stream(sb, []string{"bench-in"}, keys, serde.Bytes()).Peek(func([]byte, []byte) { seen.Add(1) })
 			stream.Count(stream.GroupByKey(s), stream.Materialized("counts"))
+		}},
+		{"hopping-count", func(sb *stream.Builder, seen *atomic.Int64) {
+			s := stream.Stream(sb, []string{"bench-in"}, keys, serde.Bytes()).Peek(func([]byte, []byte) { seen.Add(1) })
+			stream.WindowedCount(stream.WindowedBy(stream.GroupByKey(s), window.Hopping(time.Minute, 10*time.Second)), stream.Materialized("hopping"))
+		}},
+		{"stream-join", func(sb *stream.Builder, seen *atomic.Int64) {
+			l := stream.Stream(sb, []string{"bench-in"}, keys, serde.Bytes())
+			r := stream.Stream(sb, []string{"bench-in2"}, keys, serde.Bytes()).Peek(func([]byte, []byte) { seen.Add(1) })
+			stream.StreamJoin(l, r, stream.JoinTimeDifference(time.Millisecond), func(a, _ []byte) []byte { return a }, stream.InMemory())
 		}},
 		{"count-memory", func(sb *stream.Builder, seen *atomic.Int64) {
 			s := stream.Stream(sb, []string{"bench-in"}, keys, serde.Bytes()).Peek(func([]byte, []byte) { seen.Add(1) })

@@ -81,7 +81,7 @@ func aggregation[K, V, A any](g KGroupedStream[K, V], prefix string, aSerde serd
 				t.fail(fmt.Errorf("serialize aggregate: %w", err))
 				return
 			}
-			if err := st.put(kbuf, nb); err != nil {
+			if err := st.putAt(kbuf, nb, r.ts); err != nil {
 				t.fail(fmt.Errorf("store %s: %w", storeName, err))
 				return
 			}

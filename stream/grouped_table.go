@@ -131,7 +131,7 @@ func tableAggregation[K, V, A any](g KGroupedTable[K, V], aSerde serde.Serde[A],
 				t.fail(fmt.Errorf("serialize aggregate: %w", err))
 				return
 			}
-			if err := st.put(kbuf, nb); err != nil {
+			if err := st.putAt(kbuf, nb, r.ts); err != nil {
 				t.fail(fmt.Errorf("store %s: %w", storeName, err))
 				return
 			}

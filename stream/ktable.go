@@ -84,7 +84,7 @@ func materialize[K, V any](b *Builder, parent *node, prefix string, o opOpts, ks
 						t.fail(fmt.Errorf("serialize value: %w", err))
 						return
 					}
-					if err := st.put(kbuf, nb); err != nil {
+					if err := st.putAt(kbuf, nb, r.ts); err != nil {
 						t.fail(fmt.Errorf("store %s: %w", storeName, err))
 						return
 					}

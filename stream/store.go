@@ -27,6 +27,10 @@ type taskStore struct {
 	// entries leaving the cache (at eviction and commit) to send them
 	// downstream: key, new value (nil: deleted) and old value (nil: none).
 	forward func(key, value, old []byte) error
+	// tsOf remembers the record timestamp of each dirty cached key, so an
+	// entry leaving the cache goes downstream with the time of the update
+	// that made it (as Kafka Streams' cache keeps the record context).
+	tsOf map[string]int64
 
 	// logEnd is the next offset of the store's changelog partition, as far
 	// as acknowledged produces tell (-1: unknown). Checkpoints record it.
@@ -80,6 +84,18 @@ func (s *taskStore) get(k []byte) ([]byte, bool, error) {
 
 func (s *taskStore) put(k, v []byte) error { return s.kv.Put(k, v) }
 
+// putAt is put by a processor whose updates are forwarded from the cache:
+// it records the update's timestamp for the forward.
+func (s *taskStore) putAt(k, v []byte, ts int64) error {
+	if s.cached {
+		if s.tsOf == nil {
+			s.tsOf = map[string]int64{}
+		}
+		s.tsOf[string(k)] = ts
+	}
+	return s.kv.Put(k, v)
+}
+
 func (s *taskStore) delete(k []byte) error { return s.kv.Delete(k) }
 
 // scan calls fn for the entries in [from, to) (nil: open) in key order.
@@ -119,9 +135,15 @@ func emitChanges[K, V any](t *task, st *taskStore, ks serde.Serde[K], vs serde.S
 			}
 			c.HasOld = true
 		}
+		ts, ok := st.tsOf[string(kb)]
+		if ok {
+			delete(st.tsOf, string(kb))
+		} else {
+			ts = max(t.streamTime, 0)
+		}
 		prev := t.procName
 		t.procName = name
-		next(rec[K, Change[V]]{key: k, value: c, ts: max(t.streamTime, 0)})
+		next(rec[K, Change[V]]{key: k, value: c, ts: ts})
 		t.procName = prev
 		return nil
 	}

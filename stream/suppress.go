@@ -45,6 +45,11 @@ func (w WindowedKTable[K, V]) Suppress(s Suppression, opts ...Opt) WindowedKTabl
 	ks, vs := w.t.kSerde, w.t.vSerde
 	n, out := attachTable(w.t, "KTABLE-SUPPRESS", opOpts{name: name}, func(t *task, next procFn[window.Windowed[K], Change[V]]) procFn[window.Windowed[K], Change[V]] {
 		st := t.stores[storeName]
+		// The suppression's own stream time: the largest timestamp of the
+		// updates it has received (as in Kafka Streams). Updates reach it
+		// when the upstream cache flushes; using the task's stream time
+		// instead could close a window before its last update arrived.
+		observed := int64(-1)
 		// deadline of a buffered entry: when it may be emitted.
 		deadline := func(k window.Windowed[K]) int64 {
 			if s.untilClose {
@@ -65,7 +70,7 @@ func (w WindowedKTable[K, V]) Suppress(s Suppression, opts ...Opt) WindowedKTabl
 				}
 				d := due{at: int64(binary.BigEndian.Uint64(vb)), k: bytes.Clone(kb), v: bytes.Clone(vb[8:])}
 				all = append(all, d)
-				if d.at <= t.streamTime {
+				if d.at <= observed {
 					ready = append(ready, d)
 				}
 				return true
@@ -98,13 +103,12 @@ func (w WindowedKTable[K, V]) Suppress(s Suppression, opts ...Opt) WindowedKTabl
 					t.fail(err)
 					continue
 				}
-				next(rec[window.Windowed[K], Change[V]]{key: k, value: c, ts: t.streamTime})
+				next(rec[window.Windowed[K], Change[V]]{key: k, value: c, ts: observed})
 			}
 		}
-		// Emit what became due as stream time moves (after every record).
-		t.streamPunct = append(t.streamPunct, &punctuator{interval: 1, next: -1, name: name, fn: func(time.Time) { emitDue(0) }})
 		var kbuf []byte
 		return func(r rec[window.Windowed[K], Change[V]]) {
+			observed = max(observed, r.ts)
 			var err error
 			if kbuf, err = ks.AppendEncode(kbuf[:0], r.key); err != nil {
 				t.fail(err)
@@ -131,9 +135,7 @@ func (w WindowedKTable[K, V]) Suppress(s Suppression, opts ...Opt) WindowedKTabl
 				t.fail(err)
 				return
 			}
-			// As Kafka Streams' suppression does, check what is due on every
-			// update too: updates arrive when the upstream cache flushes,
-			// possibly after stream time already closed their window.
+			// Check what is due on every update, as Kafka Streams does.
 			emitDue(s.maxRecords)
 		}
 	})
