@@ -96,8 +96,10 @@ func streamStreamJoin[K, V1, V2, R any](a KStream[K, V1], b KStream[K, V2], w Jo
 	retention := w.before + w.after + w.grace
 
 	// Left side: store, then look up the right side in [ts-before, ts+after].
-	a.out.list = append(a.out.list, func(t *task) procFn[K, V1] {
-		st := joinState[K, R](t, n, func() *joinSt[K, R] {
+	// Both sides share one state per task (whichever side is built first
+	// creates it).
+	newState := func(t *task) func() *joinSt[K, R] {
+		return func() *joinSt[K, R] {
 			js := &joinSt[K, R]{this: t.stores[thisStore], other: t.stores[otherStore], next: buildOuts(t, out)}
 			if outer {
 				js.pend = t.stores[pendStore]
@@ -107,24 +109,17 @@ func streamStreamJoin[K, V1, V2, R any](a KStream[K, V1], b KStream[K, V2], w Jo
 			}
 			t.flushers = append(t.flushers, func() error { return expireJoinStores(t, retention, js.this, js.other) })
 			return js
-		})
+		}
+	}
+	a.out.list = append(a.out.list, func(t *task) procFn[K, V1] {
+		st := joinState[K, R](t, n, newState(t))
 		return func(r rec[K, V1]) {
 			t.procName = name
 			sideJoin(t, st, true, r.key, any(r.value), r.ts, r.headers, ks, a.vSerde, b.vSerde, w, leftOuter, joiner)
 		}
 	})
 	b.out.list = append(b.out.list, func(t *task) procFn[K, V2] {
-		st := joinState[K, R](t, n, func() *joinSt[K, R] {
-			js := &joinSt[K, R]{this: t.stores[thisStore], other: t.stores[otherStore], next: buildOuts(t, out)}
-			if outer {
-				js.pend = t.stores[pendStore]
-				t.streamPunct = append(t.streamPunct, &punctuator{interval: 1, next: -1, name: name, fn: func(time.Time) {
-					emitPending(t, js.pend, ks, a.vSerde, b.vSerde, w, joiner, js.next)
-				}})
-			}
-			t.flushers = append(t.flushers, func() error { return expireJoinStores(t, retention, js.this, js.other) })
-			return js
-		})
+		st := joinState[K, R](t, n, newState(t))
 		return func(r rec[K, V2]) {
 			t.procName = name
 			sideJoin(t, st, false, r.key, any(r.value), r.ts, r.headers, ks, a.vSerde, b.vSerde, w, rightOuter, joiner)

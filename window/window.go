@@ -162,7 +162,9 @@ func (s timeWindowedSerde[K]) Decode(b []byte) (Windowed[K], error) {
 // SessionKeySerde returns a serde for session-windowed keys in Kafka
 // Streams' SessionWindowedSerde format: the key's bytes, the window end and
 // the window start, each an 8-byte big-endian int64.
-func SessionKeySerde[K any](k serde.Serde[K]) serde.Serde[Windowed[K]] { return sessionSerde[K]{inner: k} }
+func SessionKeySerde[K any](k serde.Serde[K]) serde.Serde[Windowed[K]] {
+	return sessionSerde[K]{inner: k}
+}
 
 type sessionSerde[K any] struct{ inner serde.Serde[K] }
 
