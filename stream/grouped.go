@@ -57,32 +57,12 @@ func aggregation[K, V, A any](g KGroupedStream[K, V], prefix string, aSerde serd
 		next = emitChanges(t, st, ks, aSerde, n.name, next)
 		var kbuf []byte
 		return func(r rec[K, V]) {
-			var err error
-			kbuf, err = ks.AppendEncode(kbuf[:0], r.key)
-			if err != nil {
-				t.fail(fmt.Errorf("serialize key: %w", err))
+			old, hasOld, ok := readValue(t, st, ks, aSerde, &kbuf, r.key)
+			if !ok {
 				return
-			}
-			oldB, hasOld, err := st.get(kbuf)
-			if err != nil {
-				t.fail(fmt.Errorf("store %s: %w", storeName, err))
-				return
-			}
-			var old A
-			if hasOld {
-				if old, err = aSerde.Decode(oldB); err != nil {
-					t.fail(fmt.Errorf("store %s: decode: %w", storeName, err))
-					return
-				}
 			}
 			nv := apply(r.key, r.value, old, hasOld)
-			nb, err := aSerde.AppendEncode(nil, nv)
-			if err != nil {
-				t.fail(fmt.Errorf("serialize aggregate: %w", err))
-				return
-			}
-			if err := st.putAt(kbuf, nb, r.ts); err != nil {
-				t.fail(fmt.Errorf("store %s: %w", storeName, err))
+			if !writeValue(t, st, aSerde, kbuf, nv, r.ts) {
 				return
 			}
 			next(rec[K, Change[A]]{key: r.key, value: Change[A]{New: nv, HasNew: true, Old: old, HasOld: hasOld}, ts: r.ts, headers: r.headers})

@@ -100,22 +100,9 @@ func tableAggregation[K, V, A any](g KGroupedTable[K, V], aSerde serde.Serde[A],
 		next = emitChanges(t, st, ks, aSerde, n.name, next)
 		var kbuf []byte
 		return func(r rec[K, tableOp[V]]) {
-			var err error
-			if kbuf, err = ks.AppendEncode(kbuf[:0], r.key); err != nil {
-				t.fail(fmt.Errorf("serialize key: %w", err))
+			old, hasOld, ok := readValue(t, st, ks, aSerde, &kbuf, r.key)
+			if !ok {
 				return
-			}
-			oldB, hasOld, err := st.get(kbuf)
-			if err != nil {
-				t.fail(fmt.Errorf("store %s: %w", storeName, err))
-				return
-			}
-			var old A
-			if hasOld {
-				if old, err = aSerde.Decode(oldB); err != nil {
-					t.fail(fmt.Errorf("store %s: decode: %w", storeName, err))
-					return
-				}
 			}
 			var nv A
 			if r.value.subtract {
@@ -126,13 +113,7 @@ func tableAggregation[K, V, A any](g KGroupedTable[K, V], aSerde serde.Serde[A],
 			} else {
 				nv = add(r.key, r.value.value, old, hasOld)
 			}
-			nb, err := aSerde.AppendEncode(nil, nv)
-			if err != nil {
-				t.fail(fmt.Errorf("serialize aggregate: %w", err))
-				return
-			}
-			if err := st.putAt(kbuf, nb, r.ts); err != nil {
-				t.fail(fmt.Errorf("store %s: %w", storeName, err))
+			if !writeValue(t, st, aSerde, kbuf, nv, r.ts) {
 				return
 			}
 			next(rec[K, Change[A]]{key: r.key, value: Change[A]{New: nv, HasNew: true, Old: old, HasOld: hasOld}, ts: r.ts, headers: r.headers})

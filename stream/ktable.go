@@ -52,22 +52,9 @@ func materialize[K, V any](b *Builder, parent *node, prefix string, o opOpts, ks
 			var kbuf []byte
 			return func(r rec[K, Change[V]]) {
 				t.procName = name
-				var err error
-				if kbuf, err = ks.AppendEncode(kbuf[:0], r.key); err != nil {
-					t.fail(fmt.Errorf("serialize key: %w", err))
+				old, hasOld, ok := readValue(t, st, ks, vs, &kbuf, r.key)
+				if !ok {
 					return
-				}
-				oldB, hasOld, err := st.get(kbuf)
-				if err != nil {
-					t.fail(fmt.Errorf("store %s: %w", storeName, err))
-					return
-				}
-				var old V
-				if hasOld {
-					if old, err = vs.Decode(oldB); err != nil {
-						t.fail(fmt.Errorf("store %s: decode: %w", storeName, err))
-						return
-					}
 				}
 				c := Change[V]{New: r.value.New, HasNew: r.value.HasNew, Old: old, HasOld: hasOld}
 				if !c.HasNew {
@@ -78,16 +65,8 @@ func materialize[K, V any](b *Builder, parent *node, prefix string, o opOpts, ks
 						t.fail(fmt.Errorf("store %s: %w", storeName, err))
 						return
 					}
-				} else {
-					nb, err := vs.AppendEncode(nil, c.New)
-					if err != nil {
-						t.fail(fmt.Errorf("serialize value: %w", err))
-						return
-					}
-					if err := st.putAt(kbuf, nb, r.ts); err != nil {
-						t.fail(fmt.Errorf("store %s: %w", storeName, err))
-						return
-					}
+				} else if !writeValue(t, st, vs, kbuf, c.New, r.ts) {
+					return
 				}
 				next(rec[K, Change[V]]{key: r.key, value: c, ts: r.ts, headers: r.headers})
 			}

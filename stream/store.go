@@ -150,3 +150,39 @@ func emitChanges[K, V any](t *task, st *taskStore, ks serde.Serde[K], vs serde.S
 	t.flushers = append(t.flushers, st.kv.Flush)
 	return func(rec[K, Change[V]]) {} // forwarding happens at flush
 }
+
+// readValue encodes k into *kbuf and returns the store's current value for
+// it, decoded. ok is false after a failure (reported to the task).
+func readValue[K, V any](t *task, st *taskStore, ks serde.Serde[K], vs serde.Serde[V], kbuf *[]byte, k K) (v V, found, ok bool) {
+	var err error
+	if *kbuf, err = ks.AppendEncode((*kbuf)[:0], k); err != nil {
+		t.fail(fmt.Errorf("serialize key: %w", err))
+		return v, false, false
+	}
+	b, found, err := st.get(*kbuf)
+	if err != nil {
+		t.fail(fmt.Errorf("store %s: %w", st.def.name, err))
+		return v, false, false
+	}
+	if found {
+		if v, err = vs.Decode(b); err != nil {
+			t.fail(fmt.Errorf("store %s: decode: %w", st.def.name, err))
+			return v, false, false
+		}
+	}
+	return v, found, true
+}
+
+// writeValue encodes v and stores it under key (an update at time ts).
+func writeValue[V any](t *task, st *taskStore, vs serde.Serde[V], key []byte, v V, ts int64) bool {
+	b, err := vs.AppendEncode(nil, v)
+	if err != nil {
+		t.fail(fmt.Errorf("serialize value for store %s: %w", st.def.name, err))
+		return false
+	}
+	if err := st.putAt(key, b, ts); err != nil {
+		t.fail(fmt.Errorf("store %s: %w", st.def.name, err))
+		return false
+	}
+	return true
+}
