@@ -182,11 +182,13 @@ func (b *Broker) Run(ctx context.Context) error {
 	b.mu.running = true
 	b.mu.Unlock()
 
-	b.goNamed("retention", b.retentionLoop)
-	b.goNamed("cleaner", b.cleanerLoop)
-	b.goNamed("txn-timeouts", b.txnTimeoutLoop)
+	b.goNamed("retention", func(ctx context.Context) { every(ctx, b.cfg.RetentionCheckInterval, b.EnforceRetention) })
+	b.goNamed("cleaner", func(ctx context.Context) { every(ctx, b.cfg.CleanerInterval, func() { b.CleanLogs(ctx) }) })
+	b.goNamed("txn-timeouts", func(ctx context.Context) {
+		every(ctx, b.cfg.TransactionAbortInterval, func() { b.AbortTimedOutTransactions() })
+	})
 	if b.cfg.Fsync == FsyncInterval {
-		b.goNamed("fsync", b.fsyncLoop)
+		b.goNamed("fsync", func(ctx context.Context) { every(ctx, b.cfg.FsyncInterval, b.syncAll) })
 	}
 	stop := context.AfterFunc(ctx, func() { b.Close() })
 	defer stop()
@@ -224,41 +226,34 @@ func (b *Broker) Run(ctx context.Context) error {
 	}
 }
 
+// every runs fn each period until ctx ends.
+func every(ctx context.Context, period time.Duration, fn func()) {
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			fn()
+		}
+	}
+}
+
+// syncAll fsyncs every partition with unsynced data (the interval policy).
+func (b *Broker) syncAll() {
+	b.cluster.EachPartition(func(p *cluster.Partition) {
+		l := p.Log()
+		if err := l.Sync(l.EndOffset()); err != nil {
+			b.cfg.Logger.Error("periodic fsync failed", "topic", p.Topic, "partition", p.Index, "err", err)
+		}
+	})
+}
+
 func (b *Broker) goNamed(name string, fn func(context.Context)) {
 	b.wg.Go(func() {
 		pprof.Do(b.ctx, pprof.Labels("broker", name), fn)
 	})
-}
-
-func (b *Broker) fsyncLoop(ctx context.Context) {
-	t := time.NewTicker(b.cfg.FsyncInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			b.cluster.EachPartition(func(p *cluster.Partition) {
-				l := p.Log()
-				if err := l.Sync(l.EndOffset()); err != nil {
-					b.cfg.Logger.Error("periodic fsync failed", "topic", p.Topic, "partition", p.Index, "err", err)
-				}
-			})
-		}
-	}
-}
-
-func (b *Broker) txnTimeoutLoop(ctx context.Context) {
-	t := time.NewTicker(b.cfg.TransactionAbortInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			b.AbortTimedOutTransactions()
-		}
-	}
 }
 
 // AbortTimedOutTransactions aborts, now, every transaction open longer
@@ -266,32 +261,6 @@ func (b *Broker) txnTimeoutLoop(ctx context.Context) {
 // does it every Config.TransactionAbortInterval). It returns how many were
 // aborted.
 func (b *Broker) AbortTimedOutTransactions() int { return b.txns.AbortExpired() }
-
-func (b *Broker) retentionLoop(ctx context.Context) {
-	t := time.NewTicker(b.cfg.RetentionCheckInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			b.EnforceRetention()
-		}
-	}
-}
-
-func (b *Broker) cleanerLoop(ctx context.Context) {
-	t := time.NewTicker(b.cfg.CleanerInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			b.CleanLogs(ctx)
-		}
-	}
-}
 
 // CleanLogs compacts every partition of a compacted topic that is due
 // (dirty ratio at least min.cleanable.dirty.ratio, or a segment older than
