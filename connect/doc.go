@@ -1,0 +1,63 @@
+// Package connect runs Kafka Connect-style source and sink connectors
+// against any Kafka cluster, through franz-go only.
+//
+// # Connectors and tasks
+//
+// A connector is a Plugin found by class name (connector.class) or alias.
+// Source and Sink connectors validate their configuration and split it into
+// task configurations; SourceTask and SinkTask move the data. Optional
+// capabilities are separate interfaces discovered by type assertion, as in
+// database/sql/driver: Definer (configuration names, for validation
+// listings), Committer (source tasks told that their offsets are stored) and
+// Flusher (sink tasks that buffer in Put and make records durable before the
+// worker commits offsets).
+//
+// # Worker
+//
+// A Worker runs the connectors of one process. Its state lives in three
+// single-partition compacted topics, with Kafka Connect's key and value
+// formats, and is read back by Run on start:
+//
+//	connect-configs   connector-<name>        {"properties":{...}}  (tombstone: deleted)
+//	                  target-state-<name>     {"state":"PAUSED","state.v2":"STOPPED"}
+//	connect-offsets   ["<name>",{<partition>}] {<source offset>}
+//	connect-status    status-connector-<name> {"state":"RUNNING","trace":null,"worker_id":"...","generation":0}
+//	                  status-task-<name>-<id>
+//
+// connect-status is written for tooling; a starting worker does not restore
+// states from it, it starts every connector whose target state is STARTED.
+// Task configurations are recomputed from the connector on start and are not
+// stored (Kafka Connect's task-* and commit-* keys are not written).
+//
+// Delivery is at-least-once. A source task's records of one Poll are
+// transformed, converted and produced; once Kafka acknowledges them, the
+// latest offset of each source partition is written to connect-offsets and
+// Committer.Commit is called. A sink task consumes through the consumer
+// group connect-<name> (starting at the earliest offset), and the offsets of
+// a batch are committed only after Put and Flusher.Flush succeed. A task
+// being stopped finishes the batch it holds first, so a clean stop (pause,
+// stop, restart, worker shutdown) causes no duplicates; a crash may repeat
+// the last batch.
+//
+// Pausing a connector stops its tasks (sink tasks leave their group) and
+// marks them PAUSED; resuming starts them from the committed offsets. Stop
+// (KIP-875) also drops the task configurations. Target states are stored, so
+// they survive restarts. A task whose Start, Poll or Put fails is FAILED
+// with the error as its trace until the connector or task is restarted.
+//
+// The worker runs alone: distributed mode (several workers sharing
+// connectors through one group id) and exactly-once sources are not
+// implemented.
+//
+// # Data, converters and transformations
+//
+// Keys and values are schemaless (see Record). key.converter and
+// value.converter choose JSON (default, schemas.enable=false by default),
+// string or bytes converters, by Kafka's class names or json, string and
+// bytes. Transformations and predicates use Kafka Connect's configuration
+// names; see newTransformation for the supported classes. With
+// errors.tolerance=all, records failing conversion or transformation are
+// skipped (logged) instead of failing the task, and a sink sends them to
+// errors.deadletterqueue.topic.name, with __connect.errors.* headers when
+// errors.deadletterqueue.context.headers.enable=true.
+package connect
