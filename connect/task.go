@@ -310,7 +310,9 @@ func deadLetter(kr *kgo.Record, topic string, withHeaders bool, name string, id 
 	if !withHeaders {
 		return d
 	}
-	h := func(k, v string) { d.Headers = append(d.Headers, kgo.RecordHeader{Key: "__connect.errors." + k, Value: []byte(v)}) }
+	h := func(k, v string) {
+		d.Headers = append(d.Headers, kgo.RecordHeader{Key: "__connect.errors." + k, Value: []byte(v)})
+	}
 	h("topic", kr.Topic)
 	h("partition", strconv.Itoa(int(kr.Partition)))
 	h("offset", strconv.FormatInt(kr.Offset, 10))

@@ -49,7 +49,9 @@ type cfg struct {
 
 // Brokers sets the franz-go options of the worker's clients; at least
 // kgo.SeedBrokers. Required.
-func Brokers(opts ...kgo.Opt) Opt { return optFunc(func(c *cfg) { c.brokers = append(c.brokers, opts...) }) }
+func Brokers(opts ...kgo.Opt) Opt {
+	return optFunc(func(c *cfg) { c.brokers = append(c.brokers, opts...) })
+}
 
 // Plugins registers connector implementations by class name.
 func Plugins(ps ...Plugin) Opt { return optFunc(func(c *cfg) { c.plugins = append(c.plugins, ps...) }) }
@@ -345,7 +347,7 @@ func (w *Worker) Connectors(ctx context.Context) ([]string, error) {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return slices.Sorted(maps.Keys(w.mu.conns)), nil
+	return append([]string{}, slices.Sorted(maps.Keys(w.mu.conns))...), nil
 }
 
 func (w *Worker) connLocked(name string) (*conn, error) {
@@ -523,7 +525,9 @@ func (w *Worker) Delete(ctx context.Context, name string) error {
 
 // Pause stops a connector's tasks and marks it and them PAUSED until
 // Resume. The target state is stored, so it survives a worker restart.
-func (w *Worker) Pause(ctx context.Context, name string) error { return w.setTarget(ctx, name, targetPaused) }
+func (w *Worker) Pause(ctx context.Context, name string) error {
+	return w.setTarget(ctx, name, targetPaused)
+}
 
 // Resume starts a paused or stopped connector again; its tasks resume from
 // the committed offsets.
@@ -533,7 +537,9 @@ func (w *Worker) Resume(ctx context.Context, name string) error {
 
 // Stop stops a connector and its tasks, keeping its configuration; it has
 // no tasks until Resume (Kafka Connect's STOPPED state, KIP-875).
-func (w *Worker) Stop(ctx context.Context, name string) error { return w.setTarget(ctx, name, targetStopped) }
+func (w *Worker) Stop(ctx context.Context, name string) error {
+	return w.setTarget(ctx, name, targetStopped)
+}
 
 func (w *Worker) setTarget(ctx context.Context, name, target string) error {
 	if err := w.wait(ctx); err != nil {
