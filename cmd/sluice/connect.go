@@ -123,17 +123,21 @@ func newConnectorsCmd() *cobra.Command {
 	}
 	named := func(use, short, method, suffix string) *cobra.Command {
 		return &cobra.Command{Use: use + " NAME", Short: short, Args: cobra.ExactArgs(1),
+			Example: "  sluice connectors " + use + " my-connector",
 			RunE: func(cmd *cobra.Command, args []string) error {
 				return call(cmd, method, "/connectors/"+args[0]+suffix, nil)
 			}}
 	}
 	list := &cobra.Command{Use: "list", Short: "List connectors", Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return call(cmd, "GET", "/connectors", nil) }}
+		Example: "  sluice connectors list --url http://127.0.0.1:8083",
+		RunE:    func(cmd *cobra.Command, _ []string) error { return call(cmd, "GET", "/connectors", nil) }}
 	var (
 		kvs     []string
 		cfgFile string
 	)
 	create := &cobra.Command{Use: "create NAME", Short: "Create a connector from --config k=v pairs and/or a JSON --file", Args: cobra.ExactArgs(1),
+		Example: `  sluice connectors create lines --config connector.class=file-source --config file=/tmp/in.txt --config topic=lines
+  sluice connectors create out --file out.json`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			config := map[string]string{}
 			if cfgFile != "" {
@@ -158,6 +162,7 @@ func newConnectorsCmd() *cobra.Command {
 	create.Flags().StringVar(&cfgFile, "file", "", "JSON file with the configuration object")
 	var includeTasks, onlyFailed bool
 	restart := &cobra.Command{Use: "restart NAME", Short: "Restart a connector (and its tasks with --include-tasks)", Args: cobra.ExactArgs(1),
+		Example: "  sluice connectors restart out --include-tasks --only-failed",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			q := ""
 			if includeTasks || onlyFailed {
