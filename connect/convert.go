@@ -2,12 +2,10 @@ package connect
 
 import (
 	"bytes"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
-	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -33,13 +31,9 @@ type JSONConverter struct{ Schemas bool }
 
 // FromConnect implements Converter.
 func (c JSONConverter) FromConnect(_ string, v any) ([]byte, error) {
-	if v == nil && !c.Schemas {
-		return nil, nil
-	}
 	if v == nil {
-		return nil, nil // a tombstone stays null even with envelopes, as in Kafka
+		return nil, nil // null keys and tombstones stay null, also with envelopes
 	}
-	v = jsonable(v)
 	if c.Schemas {
 		v = map[string]any{"schema": inferSchema(v, ""), "payload": v}
 	}
@@ -104,10 +98,6 @@ func fromJSON(v any) any {
 	return v
 }
 
-// jsonable makes []byte encode as base64 (as Kafka's bytes schema does),
-// which encoding/json already does; other values pass through.
-func jsonable(v any) any { return v }
-
 // inferSchema returns a Kafka Connect JSON schema for v.
 func inferSchema(v any, field string) map[string]any {
 	s := map[string]any{"optional": true}
@@ -122,15 +112,11 @@ func inferSchema(v any, field string) map[string]any {
 	case int, int32, int64:
 		s["type"] = "int64"
 	case float32, float64:
-		if f, ok := t.(float64); ok && f == math.Trunc(f) && math.Abs(f) < 1<<53 {
-			s["type"] = "double"
-		} else {
-			s["type"] = "double"
-		}
+		s["type"] = "double"
 	case string:
 		s["type"] = "string"
 	case []byte:
-		s["type"] = "bytes"
+		s["type"] = "bytes" // encoding/json writes base64, as Kafka does
 	case []any:
 		s["type"] = "array"
 		if len(t) > 0 {
@@ -227,5 +213,3 @@ func converter(cfg map[string]string, prefix string) (Converter, error) {
 	}
 	return nil, ConfigError{prefix, fmt.Sprintf("unknown converter %q (want JsonConverter, StringConverter or ByteArrayConverter)", class)}
 }
-
-var _ = base64.StdEncoding
