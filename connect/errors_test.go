@@ -91,7 +91,7 @@ func (s *flakySink) NewTask() connect.SinkTask { return flakyTask{s} }
 type flakyTask struct{ s *flakySink }
 
 func (flakyTask) Start(context.Context, map[string]string) error { return nil }
-func (flakyTask) Stop() error                                   { return nil }
+func (flakyTask) Stop() error                                    { return nil }
 func (t flakyTask) Put(_ context.Context, recs []connect.SinkRecord) error {
 	if t.s.failures.Add(-1) >= 0 {
 		return errors.New("database unavailable")

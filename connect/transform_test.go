@@ -88,9 +88,17 @@ func TestTransforms(t *testing.T) {
 		{"unwrap drop mode drops tombstone", with(unwrap, "transforms.u.delete.tombstone.handling.mode", "drop"), tombstone, false, Record{}, false},
 		{"unwrap drop mode drops delete", with(unwrap, "transforms.u.delete.tombstone.handling.mode", "drop"), envelope("d", row, nil), false, Record{}, false},
 		{"unwrap rewrite delete", with(unwrap, "transforms.u.delete.tombstone.handling.mode", "rewrite"), envelope("d", row, nil), true,
-			func() Record { r := base; r.Value = map[string]any{"id": int64(1), "total": 9.5, "__deleted": "true"}; return r }(), false},
+			func() Record {
+				r := base
+				r.Value = map[string]any{"id": int64(1), "total": 9.5, "__deleted": "true"}
+				return r
+			}(), false},
 		{"unwrap rewrite update", with(unwrap, "transforms.u.delete.tombstone.handling.mode", "rewrite"), envelope("u", row, row), true,
-			func() Record { r := base; r.Value = map[string]any{"id": int64(1), "total": 9.5, "__deleted": "false"}; return r }(), false},
+			func() Record {
+				r := base
+				r.Value = map[string]any{"id": int64(1), "total": 9.5, "__deleted": "false"}
+				return r
+			}(), false},
 		{"unwrap rewrite drops tombstone", with(unwrap, "transforms.u.delete.tombstone.handling.mode", "rewrite"), tombstone, false, Record{}, false},
 		{"unwrap rewrite-with-tombstone keeps tombstone", with(unwrap, "transforms.u.delete.tombstone.handling.mode", "rewrite-with-tombstone"), tombstone, true, tombstone, false},
 		{"unwrap add fields", with(unwrap, "transforms.u.add.fields", "op,table,lsn,source.ts_ms"), envelope("u", nil, row), true,

@@ -210,8 +210,10 @@ func (w *Worker) stopAll() {
 	}
 	w.mu.Unlock()
 	for _, t := range ts {
-		t.cancel()
-		<-t.done
+		if t.cancel != nil { // paused tasks never ran
+			t.cancel()
+			<-t.done
+		}
 	}
 	w.wg.Wait()
 }
@@ -595,7 +597,7 @@ func (w *Worker) Restart(ctx context.Context, name string, includeTasks, onlyFai
 			}
 		}
 	}
-	oldConfigs := c.taskConfigs
+	oldConfigs, hadTasks := c.taskConfigs, c.tasks != nil
 	w.mu.Unlock()
 	if restartConn {
 		tcs, err := w.taskConfigs(c)
@@ -610,7 +612,7 @@ func (w *Worker) Restart(ctx context.Context, name string, includeTasks, onlyFai
 		c.state, c.trace = StateRunning, ""
 		w.mu.Unlock()
 		w.writeStatus(name, -1, StateRunning, "")
-		if !slices.EqualFunc(tcs, oldConfigs, maps.Equal) || c.tasks == nil {
+		if !slices.EqualFunc(tcs, oldConfigs, maps.Equal) || !hadTasks {
 			w.stopTasksOpLocked(c)
 			w.startTasksOpLocked(c, tcs)
 			return nil
@@ -674,10 +676,28 @@ func (w *Worker) applyTargetOpLocked(_ context.Context, name string) {
 		if target == targetStopped {
 			state = StateStopped
 		}
+		var tcs []map[string]string
+		if target == targetPaused {
+			w.mu.Lock()
+			known := c.taskConfigs != nil
+			w.mu.Unlock()
+			if !known {
+				// A connector paused before this worker started: list its
+				// tasks as paused, as Kafka Connect does.
+				tcs, _ = w.taskConfigs(c)
+			}
+		}
 		w.mu.Lock()
 		c.state, c.trace = state, ""
 		if target == targetStopped {
 			c.tasks, c.taskConfigs = nil, nil
+		}
+		if tcs != nil {
+			c.taskConfigs = tcs
+			c.tasks = make([]*task, len(tcs))
+			for i := range tcs {
+				c.tasks[i] = &task{id: i}
+			}
 		}
 		ts := slices.Clone(c.tasks)
 		for _, t := range ts {
