@@ -41,7 +41,9 @@ func TestConnectAndConnectors(t *testing.T) {
 	if err := os.WriteFile(in, []byte("hello\nworld\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	c := func(args ...string) string { return mustRun(t, "", append([]string{"connectors", "--url", url}, args...)...) }
+	c := func(args ...string) string {
+		return mustRun(t, "", append([]string{"connectors", "--url", url}, args...)...)
+	}
 	c("create", "src", "--config", "connector.class=file-source", "--config", "file="+in, "--config", "topic=copy")
 	c("create", "dst", "--config", "connector.class=FileStreamSink", "--config", "file="+dst, "--config", "topics=copy")
 	if got := c("list"); !strings.Contains(got, `"dst"`) || !strings.Contains(got, `"src"`) {
