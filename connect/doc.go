@@ -45,9 +45,15 @@
 // they survive restarts. A task whose Start, Poll or Put fails is FAILED
 // with the error as its trace until the connector or task is restarted.
 //
+// With the ExactlyOnceSource option (sluice connect --exactly-once-source),
+// each Poll's records and their offsets are written in one transaction
+// instead, so read_committed consumers see every source record exactly once
+// across restarts and fencing (the transactional id connect-<name>-<task>
+// fences a previous incarnation of the task).
+//
 // The worker runs alone: distributed mode (several workers sharing
-// connectors through one group id) and exactly-once sources are not
-// implemented.
+// connectors and tasks through one group id, rebalancing when one stops) is
+// not implemented.
 //
 // # Data, converters and transformations
 //

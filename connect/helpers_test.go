@@ -21,10 +21,10 @@ const waitTimeout = 20 * time.Second
 
 // startWorker runs a worker against b until the returned stop is called or
 // the test ends.
-func startWorker(t *testing.T, addr string) (*connect.Worker, func()) {
+func startWorker(t *testing.T, addr string, opts ...connect.Opt) (*connect.Worker, func()) {
 	t.Helper()
-	w, err := connect.NewWorker(connect.Brokers(kgo.SeedBrokers(addr)),
-		connect.Plugins(file.SourcePlugin(), file.SinkPlugin()), connect.WorkerID("test-worker"))
+	w, err := connect.NewWorker(append([]connect.Opt{connect.Brokers(kgo.SeedBrokers(addr)),
+		connect.Plugins(file.SourcePlugin(), file.SinkPlugin()), connect.WorkerID("test-worker")}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,10 +79,11 @@ func createTopic(t *testing.T, addr, topic string, partitions int32) {
 	}
 }
 
-// consumeN reads n records of topic from the start.
+// consumeN reads n records of topic from the start (read_committed).
 func consumeN(t *testing.T, addr, topic string, n int) []*kgo.Record {
 	t.Helper()
-	cl := client(t, addr, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	cl := client(t, addr, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()))
 	ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
 	defer cancel()
 	var out []*kgo.Record

@@ -31,6 +31,9 @@ type Config struct {
 	WorkerID string
 	// Logger receives the logs; default discards.
 	Logger *slog.Logger
+	// ExactlyOnceSource enables exactly-once source tasks; see the
+	// ExactlyOnceSource option.
+	ExactlyOnceSource bool
 }
 
 // Server is a connect worker serving Kafka Connect's REST API.
@@ -58,7 +61,11 @@ func NewServer(cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("connect: listen: %w", err)
 		}
 	}
-	w, err := NewWorker(Brokers(cfg.Brokers...), Plugins(cfg.Plugins...), Logger(cfg.Logger), WorkerID(cmp(cfg.WorkerID, ln.Addr().String())))
+	opts := []Opt{Brokers(cfg.Brokers...), Plugins(cfg.Plugins...), Logger(cfg.Logger), WorkerID(cmp(cfg.WorkerID, ln.Addr().String()))}
+	if cfg.ExactlyOnceSource {
+		opts = append(opts, ExactlyOnceSource())
+	}
+	w, err := NewWorker(opts...)
 	if err != nil {
 		ln.Close()
 		return nil, err

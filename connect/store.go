@@ -72,8 +72,14 @@ func (s *store) replay(ctx context.Context, topic string, fn func(key, value []b
 	if end == 0 {
 		return nil
 	}
+	// read_committed skips records of aborted transactions (exactly-once
+	// sources write connect-offsets in transactions); control records are
+	// kept only to see that the end was reached, since the last offset
+	// may be a transaction marker.
 	cl, err := kgo.NewClient(append(s.cl.Opts(),
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset().AtStart()}}))...)
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset().AtStart()}}),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.KeepControlRecords())...)
 	if err != nil {
 		return fmt.Errorf("connect: kafka client: %w", err)
 	}
@@ -90,7 +96,7 @@ func (s *store) replay(ctx context.Context, topic string, fn func(key, value []b
 		}
 		done := false
 		fs.EachRecord(func(r *kgo.Record) {
-			if r.Offset < end {
+			if r.Offset < end && !r.Attrs.IsControl() {
 				fn(r.Key, r.Value)
 			}
 			if r.Offset >= end-1 {

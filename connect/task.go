@@ -61,6 +61,17 @@ func (w *Worker) runSource(ctx context.Context, name string, id int, t SourceTas
 		return err
 	}
 	tolerateAll := config["errors.tolerance"] == "all"
+	var txn *kgo.Client
+	if w.cfg.exactlyOnce {
+		txn, err = kgo.NewClient(append([]kgo.Opt{
+			kgo.TransactionalID(fmt.Sprintf("connect-%s-%d", name, id)),
+			kgo.AllowAutoTopicCreation(),
+		}, w.cfg.brokers...)...)
+		if err != nil {
+			return fmt.Errorf("transactional client: %w", err)
+		}
+		defer txn.Close()
+	}
 	defer func() {
 		if serr := t.Stop(); serr != nil && err == nil && ctx.Err() == nil {
 			err = fmt.Errorf("stop: %w", serr)
@@ -80,7 +91,7 @@ func (w *Worker) runSource(ctx context.Context, name string, id int, t SourceTas
 		// What was polled is produced and committed even when the task is
 		// being stopped, so that a clean stop causes no duplicates.
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
-		err = w.sendSource(fctx, name, id, t, recs, ch, kc, vc, tolerateAll)
+		err = w.sendSource(fctx, txn, name, id, t, recs, ch, kc, vc, tolerateAll)
 		cancel()
 		if err != nil {
 			return err
@@ -89,7 +100,9 @@ func (w *Worker) runSource(ctx context.Context, name string, id int, t SourceTas
 	return nil
 }
 
-func (w *Worker) sendSource(ctx context.Context, name string, id int, t SourceTask, recs []SourceRecord, ch chain, kc, vc Converter, tolerateAll bool) error {
+// sendSource produces what one Poll returned and stores the source offsets;
+// with txn (exactly-once), both in one transaction.
+func (w *Worker) sendSource(ctx context.Context, txn *kgo.Client, name string, id int, t SourceTask, recs []SourceRecord, ch chain, kc, vc Converter, tolerateAll bool) error {
 	krs := make([]*kgo.Record, 0, len(recs))
 	latest := map[string]map[string]any{}
 	var order []string
@@ -118,12 +131,12 @@ func (w *Worker) sendSource(ctx context.Context, name string, id int, t SourceTa
 			krs = append(krs, kr)
 		}
 	}
-	if len(krs) > 0 {
+	if txn == nil && len(krs) > 0 {
 		if err := w.data.ProduceSync(ctx, krs...).FirstErr(); err != nil {
 			return fmt.Errorf("produce: %w", err)
 		}
 	}
-	if len(order) == 0 {
+	if txn == nil && len(order) == 0 {
 		return nil
 	}
 	kvs := make([][2][]byte, 0, len(order))
@@ -138,7 +151,17 @@ func (w *Worker) sendSource(ctx context.Context, name string, id int, t SourceTa
 		}
 		kvs = append(kvs, [2][]byte{[]byte(k), v})
 	}
-	if err := w.st.write(ctx, w.cfg.offsets, kvs...); err != nil {
+	if txn != nil {
+		for _, kv := range kvs {
+			krs = append(krs, &kgo.Record{Topic: w.cfg.offsets, Key: kv[0], Value: kv[1]})
+		}
+		if len(krs) == 0 {
+			return nil
+		}
+		if err := produceTxn(ctx, txn, krs); err != nil {
+			return err
+		}
+	} else if err := w.st.write(ctx, w.cfg.offsets, kvs...); err != nil {
 		return err
 	}
 	w.mu.Lock()
@@ -150,6 +173,22 @@ func (w *Worker) sendSource(ctx context.Context, name string, id int, t SourceTa
 		if err := c.Commit(ctx); err != nil {
 			return fmt.Errorf("commit: %w", err)
 		}
+	}
+	return nil
+}
+
+// produceTxn produces recs in one transaction, aborting it on failure.
+func produceTxn(ctx context.Context, txn *kgo.Client, recs []*kgo.Record) error {
+	if err := txn.BeginTransaction(); err != nil {
+		return fmt.Errorf("begin transaction: %w", err)
+	}
+	perr := txn.ProduceSync(ctx, recs...).FirstErr()
+	commit := kgo.TransactionEndTry(perr == nil)
+	if err := txn.EndTransaction(ctx, commit); err != nil {
+		return fmt.Errorf("end transaction: %w", errors.Join(perr, err))
+	}
+	if perr != nil {
+		return fmt.Errorf("produce (transaction aborted): %w", perr)
 	}
 	return nil
 }

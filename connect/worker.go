@@ -45,6 +45,7 @@ type cfg struct {
 	logger                          *slog.Logger
 	workerID                        string
 	configs, offsets, statusTopicNm string
+	exactlyOnce                     bool
 }
 
 // Brokers sets the franz-go options of the worker's clients; at least
@@ -69,6 +70,15 @@ func WorkerID(id string) Opt { return optFunc(func(c *cfg) { c.workerID = id }) 
 func Topics(configs, offsets, status string) Opt {
 	return optFunc(func(c *cfg) { c.configs, c.offsets, c.statusTopicNm = configs, offsets, status })
 }
+
+// ExactlyOnceSource makes every source task write the records of each Poll
+// and their source offsets in one Kafka transaction (Kafka Connect's
+// exactly.once.source.support=enabled with transaction.boundary=poll), with
+// the transactional id connect-<connector>-<task>, so a restarted or fenced
+// task never leaves records whose offsets were not stored, nor the reverse.
+// Consumers see exactly-once results only with read_committed. Default off
+// (at-least-once).
+func ExactlyOnceSource() Opt { return optFunc(func(c *cfg) { c.exactlyOnce = true }) }
 
 // Worker runs connectors and their tasks. Its state lives in Kafka: see the
 // package documentation. The methods that change connectors are safe for

@@ -68,6 +68,7 @@ and stops cleanly on Ctrl-C or SIGTERM.`,
 	}
 	fs := cmd.Flags()
 	fs.StringVar(&cfg.Listen, "listen", "127.0.0.1:8083", "host:port to serve the REST API on (port 0 picks a free one)")
+	fs.BoolVar(&cfg.ExactlyOnceSource, "exactly-once-source", false, "write each source poll's records and offsets in one transaction (exactly.once.source.support=enabled)")
 	fs.StringVar(&cfg.WorkerID, "worker-id", "", "worker id reported in statuses (default: the listen address)")
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	return cmd
