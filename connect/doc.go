@@ -55,6 +55,20 @@
 // connectors and tasks through one group id, rebalancing when one stops) is
 // not implemented.
 //
+// # REST API
+//
+// Handler serves Kafka Connect's REST API over a Worker, and Server runs
+// both (sluice connect): GET / ; GET and POST /connectors (?expand=status,
+// info); GET and DELETE /connectors/{name}; GET and PUT .../config; GET
+// .../status; POST .../restart (?includeTasks, onlyFailed: 202 with the
+// status, else 204); PUT .../pause, .../resume, .../stop (202); GET
+// .../tasks; GET and POST .../tasks/{id}/status|restart; GET .../offsets
+// (read only); GET /connector-plugins; PUT
+// /connector-plugins/{class}/config/validate. Errors are
+// {"error_code":N,"message":"..."} with Kafka Connect's codes: 400 invalid
+// configuration or request, 404 unknown connector, task or plugin, 405, 409
+// existing connector.
+//
 // # Data, converters and transformations
 //
 // Keys and values are schemaless (see Record). key.converter and

@@ -125,6 +125,7 @@ func Handler(w *Worker) http.Handler {
 	mux.HandleFunc("PUT /connectors/{name}/pause", h.target(w.Pause))
 	mux.HandleFunc("PUT /connectors/{name}/resume", h.target(w.Resume))
 	mux.HandleFunc("PUT /connectors/{name}/stop", h.target(w.Stop))
+	mux.HandleFunc("GET /connectors/{name}/offsets", h.offsets)
 	mux.HandleFunc("GET /connectors/{name}/tasks", h.tasks)
 	mux.HandleFunc("GET /connectors/{name}/tasks/{task}/status", h.taskStatus)
 	mux.HandleFunc("POST /connectors/{name}/tasks/{task}/restart", h.taskRestart)
@@ -341,6 +342,15 @@ func (h *handler) target(fn func(context.Context, string) error) http.HandlerFun
 		}
 		rw.WriteHeader(http.StatusAccepted)
 	}
+}
+
+func (h *handler) offsets(rw http.ResponseWriter, r *http.Request) {
+	os, err := h.w.Offsets(r.Context(), r.PathValue("name"))
+	if err != nil {
+		fail(rw, err)
+		return
+	}
+	writeJSON(rw, http.StatusOK, map[string]any{"offsets": os})
 }
 
 func (h *handler) tasks(rw http.ResponseWriter, r *http.Request) {

@@ -47,6 +47,8 @@ func TestRESTConformance(t *testing.T) {
 		{"status", "GET", "/connectors/src/status", "", 200, `"connector":{"state":"RUNNING","worker_id":"test-worker"},"tasks":[{"id":0,"state":"RUNNING","worker_id":"test-worker"}],"type":"source"`},
 		{"tasks", "GET", "/connectors/src/tasks", "", 200, `[{"id":{"connector":"src","task":0},"config":{`},
 		{"task status", "GET", "/connectors/src/tasks/0/status", "", 200, `{"id":0,"state":"RUNNING"`},
+		{"offsets", "GET", "/connectors/src/offsets", "", 200, `={"offsets":[]}`},
+		{"unknown offsets", "GET", "/connectors/nope/offsets", "", 404, `"error_code":404`},
 		{"unknown task status", "GET", "/connectors/src/tasks/7/status", "", 404, `"error_code":404`},
 		{"put config update", "PUT", "/connectors/src/config", `{"connector.class":"file-source","file":"` + in + `","topic":"rest","batch.size":"5"}`, 200, `"batch.size":"5"`},
 		{"put config name mismatch", "PUT", "/connectors/src/config", `{"name":"other","connector.class":"file-source","file":"f","topic":"t"}`, 400, `doesn't match connector name in the URL`},

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -425,6 +426,58 @@ func (w *Worker) Tasks(ctx context.Context, name string) ([]TaskInfo, error) {
 	out := []TaskInfo{}
 	for i, tc := range c.taskConfigs {
 		out = append(out, TaskInfo{ID: TaskID{name, i}, Config: maps.Clone(tc)})
+	}
+	return out, nil
+}
+
+// Offset is one partition's committed position, as GET
+// /connectors/{name}/offsets (KIP-875) reports it: for sources the source
+// partition and offset; for sinks {"kafka_topic","kafka_partition"} and
+// {"kafka_offset"} (the next offset to consume).
+type Offset struct {
+	Partition map[string]any `json:"partition"`
+	Offset    map[string]any `json:"offset"`
+}
+
+// Offsets returns a connector's committed offsets, sorted by partition.
+func (w *Worker) Offsets(ctx context.Context, name string) ([]Offset, error) {
+	if err := w.wait(ctx); err != nil {
+		return nil, err
+	}
+	w.mu.Lock()
+	c, err := w.connLocked(name)
+	if err != nil {
+		w.mu.Unlock()
+		return nil, err
+	}
+	out := []Offset{}
+	if c.plugin.Source != nil {
+		for _, k := range slices.Sorted(maps.Keys(w.mu.offsets)) {
+			var key []json.RawMessage
+			var n string
+			var p map[string]any
+			if json.Unmarshal([]byte(k), &key) != nil || len(key) != 2 ||
+				json.Unmarshal(key[0], &n) != nil || n != name || json.Unmarshal(key[1], &p) != nil {
+				continue
+			}
+			out = append(out, Offset{Partition: p, Offset: maps.Clone(w.mu.offsets[k])})
+		}
+		w.mu.Unlock()
+		return out, nil
+	}
+	w.mu.Unlock()
+	os, err := kadm.NewClient(w.st.cl).FetchOffsets(ctx, "connect-"+name)
+	if err != nil {
+		return nil, fmt.Errorf("connect: offsets of group connect-%s: %w", name, err)
+	}
+	for _, o := range os.Sorted() {
+		if o.Err != nil || o.At < 0 {
+			continue
+		}
+		out = append(out, Offset{
+			Partition: map[string]any{"kafka_topic": o.Topic, "kafka_partition": int64(o.Partition)},
+			Offset:    map[string]any{"kafka_offset": o.At},
+		})
 	}
 	return out, nil
 }

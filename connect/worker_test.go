@@ -3,6 +3,7 @@ package connect_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -63,6 +64,11 @@ func TestSourceResumesAfterRestart(t *testing.T) {
 	if s := status(t, w2, "src"); taskStates(s) != "RUNNING/RUNNING" {
 		t.Fatalf("status after restart: %s", taskStates(s))
 	}
+	fi, _ := os.Stat(in)
+	offs, err := w2.Offsets(t.Context(), "src")
+	if err != nil || len(offs) != 1 || offs[0].Partition["filename"] != in || offs[0].Offset["position"] != fi.Size() {
+		t.Fatalf("offsets %+v, %v; want position %d of %s", offs, err, fi.Size(), in)
+	}
 }
 
 // TestSinkCommitsGroupOffsets: records of a topic reach the file, the group
@@ -81,14 +87,28 @@ func TestSinkCommitsGroupOffsets(t *testing.T) {
 	eventually(t, "4 lines", func() bool { return len(readLines(t, out)) == 4 })
 	adm := kadm.NewClient(client(t, b.Addr()))
 	eventually(t, "committed offsets", func() bool {
-		os, err := adm.FetchOffsets(t.Context(), "connect-sink")
+		fo, err := adm.FetchOffsets(t.Context(), "connect-sink")
 		if err != nil {
 			return false
 		}
 		var n int64
-		os.Each(func(o kadm.OffsetResponse) { n += o.At })
+		fo.Each(func(o kadm.OffsetResponse) { n += o.At })
 		return n == 4
 	})
+	offs, err := w.Offsets(t.Context(), "sink")
+	if err != nil || len(offs) == 0 {
+		t.Fatalf("sink offsets %+v, %v", offs, err)
+	}
+	var sum int64
+	for _, o := range offs {
+		if o.Partition["kafka_topic"] != "in" {
+			t.Fatalf("sink offsets %+v", offs)
+		}
+		sum += o.Offset["kafka_offset"].(int64)
+	}
+	if sum != 4 {
+		t.Fatalf("sink offsets %+v: want 4 records committed", offs)
+	}
 	stop()
 	produce(t, b.Addr(), "in", `"e"`, `"f"`)
 	startWorker(t, b.Addr())
