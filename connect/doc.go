@@ -24,8 +24,10 @@
 //	connect-status    status-connector-<name> {"state":"RUNNING","trace":null,"worker_id":"...","generation":0}
 //	                  status-task-<name>-<id>
 //
-// connect-status is written for tooling; a starting worker does not restore
-// states from it, it starts every connector whose target state is STARTED.
+// A standalone worker writes connect-status for tooling and does not read
+// it back; it starts every connector whose target state is STARTED.
+// Distributed workers tail it to report the states of tasks that run on
+// other workers.
 // Task configurations are recomputed from the connector on start and are not
 // stored (Kafka Connect's task-* and commit-* keys are not written).
 //
@@ -51,9 +53,16 @@
 // across restarts and fencing (the transactional id connect-<name>-<task>
 // fences a previous incarnation of the task).
 //
-// The worker runs alone: distributed mode (several workers sharing
-// connectors and tasks through one group id, rebalancing when one stops) is
-// not implemented.
+// # Distributed mode
+//
+// With the GroupID option (sluice connect --group), several workers share
+// the connectors and tasks: see GroupID for the protocol. Standalone
+// workers apply their own writes; distributed ones apply every write to
+// connect-configs through a tailer, so any worker can serve any request.
+// Restart requests travel as restart-connector-<name> records (Kafka
+// Connect's) and restart-task-<name>-<id> records (Sluice's). Concurrent
+// creates of one name on two workers both succeed (the later config wins),
+// where Kafka Connect forwards writes to a leader.
 //
 // # REST API
 //

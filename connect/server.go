@@ -34,6 +34,9 @@ type Config struct {
 	// ExactlyOnceSource enables exactly-once source tasks; see the
 	// ExactlyOnceSource option.
 	ExactlyOnceSource bool
+	// GroupID, if set, runs the worker in distributed mode with the other
+	// workers of this group; see the GroupID option.
+	GroupID string
 }
 
 // Server is a connect worker serving Kafka Connect's REST API.
@@ -64,6 +67,9 @@ func NewServer(cfg Config) (*Server, error) {
 	opts := []Opt{Brokers(cfg.Brokers...), Plugins(cfg.Plugins...), Logger(cfg.Logger), WorkerID(cmp(cfg.WorkerID, ln.Addr().String()))}
 	if cfg.ExactlyOnceSource {
 		opts = append(opts, ExactlyOnceSource())
+	}
+	if cfg.GroupID != "" {
+		opts = append(opts, GroupID(cfg.GroupID))
 	}
 	w, err := NewWorker(opts...)
 	if err != nil {

@@ -49,9 +49,8 @@ func (s *store) ensureTopics(ctx context.Context) error {
 
 // replay calls fn for each record of topic, in order, up to the end offset
 // it has when replay starts. A nil value is a tombstone.
-func (s *store) replay(ctx context.Context, topic string, fn func(key, value []byte)) error {
+func (s *store) replay(ctx context.Context, topic string, fn func(key, value []byte)) (end int64, err error) {
 	adm := kadm.NewClient(s.cl)
-	var end int64
 	for {
 		ends, err := adm.ListEndOffsets(ctx, topic)
 		if err == nil {
@@ -65,12 +64,12 @@ func (s *store) replay(ctx context.Context, topic string, fn func(key, value []b
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return fmt.Errorf("connect: end offset of %s: %w", topic, ctx.Err())
+			return 0, fmt.Errorf("connect: end offset of %s: %w", topic, ctx.Err())
 		case <-t.C:
 		}
 	}
 	if end == 0 {
-		return nil
+		return 0, nil
 	}
 	// read_committed skips records of aborted transactions (exactly-once
 	// sources write connect-offsets in transactions); control records are
@@ -81,18 +80,18 @@ func (s *store) replay(ctx context.Context, topic string, fn func(key, value []b
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.KeepControlRecords())...)
 	if err != nil {
-		return fmt.Errorf("connect: kafka client: %w", err)
+		return 0, fmt.Errorf("connect: kafka client: %w", err)
 	}
 	defer cl.Close()
 	for {
 		fs := cl.PollFetches(ctx)
 		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("connect: read %s: %w", topic, err)
+			return 0, fmt.Errorf("connect: read %s: %w", topic, err)
 		}
 		var ferr error
 		fs.EachError(func(_ string, _ int32, err error) { ferr = err })
 		if ferr != nil {
-			return fmt.Errorf("connect: read %s: %w", topic, ferr)
+			return 0, fmt.Errorf("connect: read %s: %w", topic, ferr)
 		}
 		done := false
 		fs.EachRecord(func(r *kgo.Record) {
@@ -104,21 +103,45 @@ func (s *store) replay(ctx context.Context, topic string, fn func(key, value []b
 			}
 		})
 		if done {
-			return nil
+			return end, nil
 		}
 	}
 }
 
-// write produces records to topic and waits for their acknowledgement.
-func (s *store) write(ctx context.Context, topic string, kvs ...[2][]byte) error {
+// write produces records to topic and waits for their acknowledgement. It
+// returns the offset of the last one.
+func (s *store) write(ctx context.Context, topic string, kvs ...[2][]byte) (int64, error) {
 	recs := make([]*kgo.Record, len(kvs))
 	for i, kv := range kvs {
 		recs[i] = &kgo.Record{Topic: topic, Partition: 0, Key: kv[0], Value: kv[1]}
 	}
 	if err := s.cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
-		return fmt.Errorf("connect: write to %s: %w", topic, err)
+		return 0, fmt.Errorf("connect: write to %s: %w", topic, err)
 	}
-	return nil
+	return recs[len(recs)-1].Offset, nil
+}
+
+// tail calls fn for each record of topic from offset from on, with the
+// record's offset, until ctx is done.
+func (s *store) tail(ctx context.Context, topic string, from int64, fn func(key, value []byte, offset int64)) {
+	cl, err := kgo.NewClient(append(s.cl.Opts(),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset().At(from)}}),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.KeepControlRecords())...)
+	if err != nil {
+		return
+	}
+	defer cl.Close()
+	for ctx.Err() == nil {
+		fs := cl.PollFetches(ctx)
+		fs.EachRecord(func(r *kgo.Record) {
+			if r.Attrs.IsControl() {
+				fn(nil, nil, r.Offset) // progress only
+				return
+			}
+			fn(r.Key, r.Value, r.Offset)
+		})
+	}
 }
 
 func (s *store) close() { s.cl.Close() }

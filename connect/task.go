@@ -161,7 +161,7 @@ func (w *Worker) sendSource(ctx context.Context, txn *kgo.Client, name string, i
 		if err := produceTxn(ctx, txn, krs); err != nil {
 			return err
 		}
-	} else if err := w.st.write(ctx, w.cfg.offsets, kvs...); err != nil {
+	} else if _, err := w.st.write(ctx, w.cfg.offsets, kvs...); err != nil {
 		return err
 	}
 	w.mu.Lock()

@@ -47,6 +47,7 @@ type cfg struct {
 	workerID                        string
 	configs, offsets, statusTopicNm string
 	exactlyOnce                     bool
+	groupID                         string
 }
 
 // Brokers sets the franz-go options of the worker's clients; at least
@@ -94,7 +95,8 @@ type Worker struct {
 	life    context.Context // lifetime of tasks
 	cancel  context.CancelFunc
 	ready   chan struct{}
-	wg      sync.WaitGroup
+	wg      sync.WaitGroup // task goroutines
+	bg      sync.WaitGroup // distributed mode: tailers and the rebalance loop
 	runOnce sync.Once
 	closed  sync.Once
 
@@ -106,7 +108,16 @@ type Worker struct {
 		sync.Mutex
 		conns   map[string]*conn
 		offsets map[string]map[string]any // connect-offsets key -> offset
+
+		// Distributed mode only (see distributed.go).
+		members        []string         // worker ids of the group, sorted; nil until assigned
+		remote         map[string]State // connect-status key -> last state read
+		configsApplied int64            // next connect-configs offset to apply
+		offsetsApplied int64            // next connect-offsets offset to apply
+		progress       chan struct{}    // closed and replaced when either advances
 	}
+	grp      *kgo.Client   // distributed mode: membership in the group
+	reassign chan struct{} // distributed mode: the assignment changed
 }
 
 // conn is one connector. Fields other than name are guarded by Worker.mu.
@@ -124,6 +135,7 @@ type conn struct {
 // task is one running (or failed, or paused) task.
 type task struct {
 	id     int
+	remote bool   // distributed mode: assigned to another worker
 	state  string // guarded by Worker.mu
 	trace  string // guarded by Worker.mu
 	cancel context.CancelFunc
@@ -163,6 +175,9 @@ func NewWorker(opts ...Opt) (*Worker, error) {
 	w.life, w.cancel = context.WithCancel(context.Background())
 	w.mu.conns = map[string]*conn{}
 	w.mu.offsets = map[string]map[string]any{}
+	w.mu.remote = map[string]State{}
+	w.mu.progress = make(chan struct{})
+	w.reassign = make(chan struct{}, 1)
 	return w, nil
 }
 
@@ -180,8 +195,14 @@ func (w *Worker) Run(ctx context.Context) error {
 	if err := w.st.ensureTopics(ctx); err != nil {
 		return err
 	}
-	if err := w.replay(ctx); err != nil {
+	ends, err := w.replay(ctx)
+	if err != nil {
 		return err
+	}
+	if w.cfg.groupID != "" {
+		if err := w.startDistributed(ctx, ends); err != nil {
+			return err
+		}
 	}
 	w.opMu.Lock()
 	w.mu.Lock()
@@ -204,6 +225,10 @@ func (w *Worker) Run(ctx context.Context) error {
 func (w *Worker) Close() error {
 	w.closed.Do(func() {
 		w.stopAll()
+		w.bg.Wait() // after stopAll released opMu, which the configs tailer takes
+		if w.grp != nil {
+			w.grp.Close() // leaves the group: the others take over at once
+		}
 		w.st.close()
 		w.data.Close()
 	})
@@ -221,7 +246,7 @@ func (w *Worker) stopAll() {
 	}
 	w.mu.Unlock()
 	for _, t := range ts {
-		if t.cancel != nil { // paused tasks never ran
+		if t.cancel != nil { // paused and remote tasks never ran here
 			t.cancel()
 			<-t.done
 		}
@@ -244,10 +269,11 @@ func (w *Worker) wait(ctx context.Context) error {
 	return nil
 }
 
-// replay reads connect-offsets and connect-configs.
-func (w *Worker) replay(ctx context.Context) error {
+// replay reads connect-offsets, connect-configs and (distributed mode)
+// connect-status, and returns their end offsets in that order.
+func (w *Worker) replay(ctx context.Context) (ends [3]int64, err error) {
 	offsets := map[string]map[string]any{}
-	err := w.st.replay(ctx, w.cfg.offsets, func(k, v []byte) {
+	ends[0], err = w.st.replay(ctx, w.cfg.offsets, func(k, v []byte) {
 		if v == nil {
 			delete(offsets, string(k))
 			return
@@ -257,11 +283,11 @@ func (w *Worker) replay(ctx context.Context) error {
 		}
 	})
 	if err != nil {
-		return err
+		return ends, err
 	}
 	configs := map[string]map[string]string{}
 	targets := map[string]string{}
-	err = w.st.replay(ctx, w.cfg.configs, func(k, v []byte) {
+	ends[1], err = w.st.replay(ctx, w.cfg.configs, func(k, v []byte) {
 		key := string(k)
 		switch {
 		case strings.HasPrefix(key, "connector-"):
@@ -293,11 +319,20 @@ func (w *Worker) replay(ctx context.Context) error {
 		}
 	})
 	if err != nil {
-		return err
+		return ends, err
+	}
+	remote := map[string]State{}
+	if w.cfg.groupID != "" {
+		ends[2], err = w.st.replay(ctx, w.cfg.statusTopicNm, func(k, v []byte) { applyStatus(remote, k, v) })
+		if err != nil {
+			return ends, err
+		}
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.mu.offsets = offsets
+	w.mu.remote = remote
+	w.mu.offsetsApplied, w.mu.configsApplied = ends[0], ends[1]
 	for name, c := range configs {
 		p, ok := w.plugins.lookup(c["connector.class"])
 		if !ok {
@@ -306,7 +341,7 @@ func (w *Worker) replay(ctx context.Context) error {
 		}
 		w.mu.conns[name] = &conn{name: name, plugin: p, config: c, target: cmp(targets[name], targetStarted), state: StateUnassigned}
 	}
-	return nil
+	return ends, nil
 }
 
 func cmp(a, b string) string {
@@ -406,8 +441,16 @@ func (w *Worker) Status(ctx context.Context, name string) (Status, error) {
 	}
 	s := Status{Name: name, Type: c.plugin.Type(), Tasks: []State{},
 		Connector: State{State: c.state, WorkerID: w.cfg.workerID, Trace: c.trace}}
+	if !w.ownsLocked(name, -1) && c.target == targetStarted {
+		s.Connector = w.remoteLocked("status-connector-" + name)
+	}
 	for _, t := range c.tasks {
-		s.Tasks = append(s.Tasks, State{ID: new(t.id), State: t.state, WorkerID: w.cfg.workerID, Trace: t.trace})
+		st := State{State: t.state, WorkerID: w.cfg.workerID, Trace: t.trace}
+		if t.remote {
+			st = w.remoteLocked(fmt.Sprintf("status-task-%s-%d", name, t.id))
+		}
+		st.ID = new(t.id)
+		s.Tasks = append(s.Tasks, st)
 	}
 	return s, nil
 }
@@ -511,8 +554,8 @@ func (w *Worker) put(ctx context.Context, name string, config map[string]string,
 	if len(errs) > 0 {
 		return false, Info{}, &InvalidConfigError{Errors: errs}
 	}
-	w.opMu.Lock()
-	defer w.opMu.Unlock()
+	unlock := w.lockOp()
+	defer unlock()
 	w.mu.Lock()
 	old, exists := w.mu.conns[name]
 	w.mu.Unlock()
@@ -527,9 +570,57 @@ func (w *Worker) put(ctx context.Context, name string, config map[string]string,
 	if !exists {
 		kvs = append(kvs, [2][]byte{[]byte("target-state-" + name), targetJSON(targetStarted)})
 	}
-	if err := w.st.write(ctx, w.cfg.configs, kvs...); err != nil {
+	if err := w.writeConfigs(ctx, kvs, func() {
+		w.applyConfigOpLocked(name, config)
+	}); err != nil {
 		return false, Info{}, err
 	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	c, ok := w.mu.conns[name]
+	if !ok { // deleted meanwhile by another worker
+		return false, Info{}, fmt.Errorf("%w: Connector %s not found", ErrNotFound, name)
+	}
+	return !exists, c.infoLocked(), nil
+}
+
+// lockOp takes opMu in standalone mode, where operations apply their own
+// writes. In distributed mode the configs tailer applies every write (ours
+// and other workers') under opMu, so an operation must not hold it while it
+// waits for the tailer.
+func (w *Worker) lockOp() (unlock func()) {
+	if w.cfg.groupID != "" {
+		return func() {}
+	}
+	w.opMu.Lock()
+	return w.opMu.Unlock
+}
+
+// writeConfigs writes to connect-configs, then applies the change: at once
+// with apply in standalone mode, through the configs tailer (which has
+// applied it when writeConfigs returns) in distributed mode.
+func (w *Worker) writeConfigs(ctx context.Context, kvs [][2][]byte, apply func()) error {
+	off, err := w.st.write(ctx, w.cfg.configs, kvs...)
+	if err != nil {
+		return err
+	}
+	if w.cfg.groupID != "" {
+		return w.waitConfigs(ctx, off)
+	}
+	apply()
+	return nil
+}
+
+// applyConfigOpLocked creates a connector or replaces its configuration.
+func (w *Worker) applyConfigOpLocked(name string, config map[string]string) {
+	p, ok := w.plugins.lookup(config["connector.class"])
+	if !ok {
+		w.log.Warn("connect: ignoring connector with unknown class", "connector", name, "class", config["connector.class"])
+		return
+	}
+	w.mu.Lock()
+	old, exists := w.mu.conns[name]
+	w.mu.Unlock()
 	if exists {
 		w.stopTasksOpLocked(old)
 		w.mu.Lock()
@@ -541,9 +632,6 @@ func (w *Worker) put(ctx context.Context, name string, config map[string]string,
 		w.mu.Unlock()
 	}
 	w.applyTargetOpLocked(w.life, name)
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return !exists, w.mu.conns[name].infoLocked(), nil
 }
 
 func targetJSON(target string) []byte {
@@ -562,30 +650,41 @@ func (w *Worker) Delete(ctx context.Context, name string) error {
 	if err := w.wait(ctx); err != nil {
 		return err
 	}
-	w.opMu.Lock()
-	defer w.opMu.Unlock()
+	unlock := w.lockOp()
+	defer unlock()
 	w.mu.Lock()
-	c, err := w.connLocked(name)
+	_, err := w.connLocked(name)
 	w.mu.Unlock()
 	if err != nil {
 		return err
 	}
-	if err := w.st.write(ctx, w.cfg.configs, [2][]byte{[]byte("connector-" + name), nil}, [2][]byte{[]byte("target-state-" + name), nil}); err != nil {
-		return err
+	return w.writeConfigs(ctx, [][2][]byte{{[]byte("connector-" + name), nil}, {[]byte("target-state-" + name), nil}},
+		func() { w.applyDeleteOpLocked(name) })
+}
+
+func (w *Worker) applyDeleteOpLocked(name string) {
+	w.mu.Lock()
+	c, ok := w.mu.conns[name]
+	w.mu.Unlock()
+	if !ok {
+		return
 	}
 	w.stopTasksOpLocked(c)
 	w.mu.Lock()
 	delete(w.mu.conns, name)
-	n := len(c.tasks)
+	var keys []string
+	if w.ownsLocked(name, -1) {
+		keys = append(keys, "status-connector-"+name)
+	}
+	for _, t := range c.tasks {
+		if !t.remote {
+			keys = append(keys, fmt.Sprintf("status-task-%s-%d", name, t.id))
+		}
+	}
 	w.mu.Unlock()
-	recs := []*kgo.Record{{Topic: w.cfg.statusTopicNm, Key: []byte("status-connector-" + name)}}
-	for i := range n {
-		recs = append(recs, &kgo.Record{Topic: w.cfg.statusTopicNm, Key: fmt.Appendf(nil, "status-task-%s-%d", name, i)})
+	for _, k := range keys {
+		w.st.cl.Produce(context.Background(), &kgo.Record{Topic: w.cfg.statusTopicNm, Key: []byte(k)}, w.logProduceErr)
 	}
-	for _, r := range recs {
-		w.st.cl.Produce(context.Background(), r, w.logProduceErr)
-	}
-	return nil
 }
 
 // Pause stops a connector's tasks and marks it and them PAUSED until
@@ -610,8 +709,8 @@ func (w *Worker) setTarget(ctx context.Context, name, target string) error {
 	if err := w.wait(ctx); err != nil {
 		return err
 	}
-	w.opMu.Lock()
-	defer w.opMu.Unlock()
+	unlock := w.lockOp()
+	defer unlock()
 	w.mu.Lock()
 	c, err := w.connLocked(name)
 	same := err == nil && c.target == target
@@ -619,43 +718,64 @@ func (w *Worker) setTarget(ctx context.Context, name, target string) error {
 	if err != nil || same {
 		return err
 	}
-	if err := w.st.write(ctx, w.cfg.configs, [2][]byte{[]byte("target-state-" + name), targetJSON(target)}); err != nil {
-		return err
+	return w.writeConfigs(ctx, [][2][]byte{{[]byte("target-state-" + name), targetJSON(target)}},
+		func() { w.applyTargetStateOpLocked(name, target) })
+}
+
+func (w *Worker) applyTargetStateOpLocked(name, target string) {
+	w.mu.Lock()
+	c, ok := w.mu.conns[name]
+	same := ok && c.target == target
+	w.mu.Unlock()
+	if !ok || same {
+		return
 	}
 	w.stopTasksOpLocked(c)
 	w.mu.Lock()
 	c.target = target
 	w.mu.Unlock()
 	w.applyTargetOpLocked(w.life, name)
-	return nil
 }
 
 // Restart restarts a connector: it recomputes the task configurations and,
 // with includeTasks, restarts its tasks too (only the FAILED ones with
 // onlyFailed). Without includeTasks, tasks restart only if their
 // configurations changed. With onlyFailed, a connector that is not FAILED
-// is left alone.
+// is left alone. In distributed mode the request is written to
+// connect-configs (Kafka Connect's restart-connector-<name> record) and
+// each worker restarts what it runs.
 func (w *Worker) Restart(ctx context.Context, name string, includeTasks, onlyFailed bool) error {
 	if err := w.wait(ctx); err != nil {
 		return err
 	}
-	w.opMu.Lock()
-	defer w.opMu.Unlock()
+	unlock := w.lockOp()
+	defer unlock()
 	w.mu.Lock()
-	c, err := w.connLocked(name)
+	_, err := w.connLocked(name)
+	w.mu.Unlock()
 	if err != nil {
-		w.mu.Unlock()
 		return err
 	}
-	if c.target != targetStarted {
+	if w.cfg.groupID == "" {
+		w.applyRestartOpLocked(name, includeTasks, onlyFailed)
+		return nil
+	}
+	v, _ := json.Marshal(map[string]bool{"include-tasks": includeTasks, "only-failed": onlyFailed})
+	return w.writeConfigs(ctx, [][2][]byte{{[]byte("restart-connector-" + name), v}}, nil)
+}
+
+func (w *Worker) applyRestartOpLocked(name string, includeTasks, onlyFailed bool) {
+	w.mu.Lock()
+	c, ok := w.mu.conns[name]
+	if !ok || c.target != targetStarted {
 		w.mu.Unlock()
-		return nil // nothing runs; Kafka Connect does the same
+		return // nothing runs; Kafka Connect does the same
 	}
 	restartConn := !onlyFailed || c.state == StateFailed
 	var restart []*task
 	if includeTasks {
 		for _, t := range c.tasks {
-			if !onlyFailed || t.state == StateFailed {
+			if !t.remote && (!onlyFailed || t.state == StateFailed) {
 				restart = append(restart, t)
 			}
 		}
@@ -670,7 +790,7 @@ func (w *Worker) Restart(ctx context.Context, name string, includeTasks, onlyFai
 			w.mu.Unlock()
 			w.writeStatus(name, -1, StateFailed, err.Error())
 			w.stopTasksOpLocked(c)
-			return nil
+			return
 		}
 		c.state, c.trace = StateRunning, ""
 		w.mu.Unlock()
@@ -678,22 +798,23 @@ func (w *Worker) Restart(ctx context.Context, name string, includeTasks, onlyFai
 		if !slices.EqualFunc(tcs, oldConfigs, maps.Equal) || !hadTasks {
 			w.stopTasksOpLocked(c)
 			w.startTasksOpLocked(c, tcs)
-			return nil
+			return
 		}
 	}
 	for _, t := range restart {
 		w.restartTaskOpLocked(c, t.id)
 	}
-	return nil
 }
 
-// RestartTask restarts one task of a connector.
+// RestartTask restarts one task of a connector. In distributed mode the
+// request is written to connect-configs as restart-task-<name>-<id> (a
+// Sluice extension) and the worker running the task restarts it.
 func (w *Worker) RestartTask(ctx context.Context, name string, id int) error {
 	if err := w.wait(ctx); err != nil {
 		return err
 	}
-	w.opMu.Lock()
-	defer w.opMu.Unlock()
+	unlock := w.lockOp()
+	defer unlock()
 	w.mu.Lock()
 	c, err := w.connLocked(name)
 	if err == nil && (id < 0 || id >= len(c.tasks)) {
@@ -703,8 +824,11 @@ func (w *Worker) RestartTask(ctx context.Context, name string, id int) error {
 	if err != nil {
 		return err
 	}
-	w.restartTaskOpLocked(c, id)
-	return nil
+	if w.cfg.groupID == "" {
+		w.restartTaskOpLocked(c, id)
+		return nil
+	}
+	return w.writeConfigs(ctx, [][2][]byte{{fmt.Appendf(nil, "restart-task-%s-%d", name, id), []byte("{}")}}, nil)
 }
 
 // taskConfigs asks the connector for its task configurations.
@@ -805,11 +929,15 @@ func (w *Worker) startTasksOpLocked(c *conn, tcs []map[string]string) {
 	w.mu.Lock()
 	c.taskConfigs = tcs
 	c.tasks = make([]*task, len(tcs))
+	var mine []int
 	for i := range tcs {
-		c.tasks[i] = &task{id: i, state: StateUnassigned}
+		c.tasks[i] = &task{id: i, state: StateUnassigned, remote: !w.ownsLocked(c.name, i)}
+		if !c.tasks[i].remote {
+			mine = append(mine, i)
+		}
 	}
 	w.mu.Unlock()
-	for i := range tcs {
+	for _, i := range mine {
 		w.restartTaskOpLocked(c, i)
 	}
 }
@@ -817,11 +945,25 @@ func (w *Worker) startTasksOpLocked(c *conn, tcs []map[string]string) {
 // restartTaskOpLocked stops task id if it runs and starts it again.
 func (w *Worker) restartTaskOpLocked(c *conn, id int) {
 	w.mu.Lock()
+	if id >= len(c.tasks) || c.tasks[id].remote {
+		w.mu.Unlock()
+		return
+	}
 	old := c.tasks[id]
 	w.mu.Unlock()
 	if old.cancel != nil {
 		old.cancel()
 		<-old.done
+	}
+	if w.life.Err() != nil {
+		return // the worker is stopping
+	}
+	if w.cfg.groupID != "" && c.plugin.Source != nil {
+		// The task may have run on another worker: read the offsets it
+		// stored before starting from them.
+		if err := w.catchUpOffsets(w.life); err != nil {
+			w.log.Warn("connect: reading offsets before starting a task", "connector", c.name, "task", id, "err", err)
+		}
 	}
 	ctx, cancel := context.WithCancel(w.life)
 	t := &task{id: id, state: StateRunning, cancel: cancel, done: make(chan struct{})}
@@ -852,6 +994,12 @@ func (w *Worker) restartTaskOpLocked(c *conn, id int) {
 // writeStatus records a state in connect-status without waiting; id -1 is
 // the connector itself.
 func (w *Worker) writeStatus(name string, id int, state, trace string) {
+	w.mu.Lock()
+	mine := w.ownsLocked(name, id)
+	w.mu.Unlock()
+	if !mine {
+		return
+	}
 	key := "status-connector-" + name
 	if id >= 0 {
 		key = fmt.Sprintf("status-task-%s-%d", name, id)

@@ -33,9 +33,13 @@ connect-configs, connect-offsets and connect-status (created if missing),
 restarts the connectors found there, and serves Kafka Connect's REST API on
 --listen. Plugins: file-source, file-sink.
 
+With --group, several workers share the connectors and tasks: requests may go
+to any of them, and when one stops the others take over its tasks.
+
 It prints "sluice connect listening on URL" once it serves, logs to stderr,
 and stops cleanly on Ctrl-C or SIGTERM.`,
 		Example: `  sluice connect --brokers 127.0.0.1:9092
+  sluice connect --brokers kafka:9092 --group connect-cluster --listen 0.0.0.0:8083
   sluice connectors create lines --config connector.class=file-source --config file=/tmp/in.txt --config topic=lines`,
 		Args: cobra.NoArgs,
 	}
@@ -68,6 +72,7 @@ and stops cleanly on Ctrl-C or SIGTERM.`,
 	}
 	fs := cmd.Flags()
 	fs.StringVar(&cfg.Listen, "listen", "127.0.0.1:8083", "host:port to serve the REST API on (port 0 picks a free one)")
+	fs.StringVar(&cfg.GroupID, "group", "", "run distributed with the other workers of this group id (Kafka Connect's group.id); each needs a unique --worker-id")
 	fs.BoolVar(&cfg.ExactlyOnceSource, "exactly-once-source", false, "write each source poll's records and offsets in one transaction (exactly.once.source.support=enabled)")
 	fs.StringVar(&cfg.WorkerID, "worker-id", "", "worker id reported in statuses (default: the listen address)")
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
