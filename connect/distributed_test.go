@@ -87,6 +87,21 @@ func TestDistributedTakeover(t *testing.T) {
 			t.Fatalf("%s: %d records, want 20", topic, end)
 		}
 	}
+	// Restart requests travel through connect-configs.
+	if err := w2.Restart(t.Context(), "c2", true, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := w2.RestartTask(t.Context(), "c3", 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := w2.RestartTask(t.Context(), "c3", 5); err == nil {
+		t.Fatal("restarting an unknown task: no error")
+	}
+	for _, name := range []string{"c2", "c3"} {
+		eventually(t, name+" running after restart", func() bool {
+			return taskStates(status(t, w2, name)) == "RUNNING/RUNNING"
+		})
+	}
 	// Operations through the remaining worker still work.
 	if err := w2.Pause(t.Context(), "c0"); err != nil {
 		t.Fatal(err)
