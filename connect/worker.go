@@ -199,11 +199,6 @@ func (w *Worker) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if w.cfg.groupID != "" {
-		if err := w.startDistributed(ctx, ends); err != nil {
-			return err
-		}
-	}
 	w.opMu.Lock()
 	w.mu.Lock()
 	names := slices.Sorted(maps.Keys(w.mu.conns))
@@ -212,6 +207,14 @@ func (w *Worker) Run(ctx context.Context) error {
 		w.applyTargetOpLocked(ctx, n)
 	}
 	w.opMu.Unlock()
+	// In distributed mode nothing is owned yet: the first assignment starts
+	// the tasks. Joining only now keeps the rebalance loop from starting
+	// tasks that the loop above would then start again.
+	if w.cfg.groupID != "" {
+		if err := w.startDistributed(ctx, ends); err != nil {
+			return err
+		}
+	}
 	close(w.ready)
 	w.log.Info("connect worker started", "worker_id", w.cfg.workerID, "connectors", len(names))
 	select {
