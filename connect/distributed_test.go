@@ -2,7 +2,11 @@ package connect_test
 
 import (
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"slices"
 	"testing"
 	"time"
@@ -114,5 +118,44 @@ func TestDistributedTakeover(t *testing.T) {
 	}
 	if names, _ := w2.Connectors(t.Context()); slices.Contains(names, "c1") {
 		t.Fatalf("c1 still listed: %v", names)
+	}
+}
+
+// TestDistributedREST: a connector created through one worker's REST API
+// is served, with its status, by the other's.
+func TestDistributedREST(t *testing.T) {
+	b := brokertest.Start(t)
+	fast := connect.Brokers(kgo.HeartbeatInterval(100 * time.Millisecond))
+	w1, _ := startWorker(t, b.Addr(), connect.GroupID("g"), connect.WorkerID("a"), fast)
+	w2, _ := startWorker(t, b.Addr(), connect.GroupID("g"), connect.WorkerID("b"), fast)
+	s1, s2 := httptest.NewServer(connect.Handler(w1)), httptest.NewServer(connect.Handler(w2))
+	t.Cleanup(s1.Close)
+	t.Cleanup(s2.Close)
+	in := filepath.Join(t.TempDir(), "in.txt")
+	body := `{"name":"src","config":{"connector.class":"file-source","file":"` + in + `","topic":"x"}}`
+	resp, err := http.Post(s1.URL+"/connectors", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("POST through a: %d", resp.StatusCode)
+	}
+	eventually(t, "status RUNNING through b", func() bool {
+		resp, err := http.Get(s2.URL + "/connectors/src/status")
+		if err != nil {
+			return false
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode == 200 && strings.Contains(string(b), `"tasks":[{"id":0,"state":"RUNNING"`)
+	})
+	resp, err = http.Post(s2.URL+"/connectors", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusConflict {
+		t.Fatalf("POST of an existing connector through b: %d, want 409", resp.StatusCode)
 	}
 }
