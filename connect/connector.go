@@ -56,6 +56,7 @@ type ConfigError struct {
 	Message string
 }
 
+// Error implements error.
 func (e ConfigError) Error() string { return "connect: " + e.Key + ": " + e.Message }
 
 // ConfigKey documents one configuration name, for the validate endpoint

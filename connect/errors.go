@@ -26,6 +26,7 @@ type InvalidConfigError struct {
 	Errors []ConfigError
 }
 
+// Error returns Kafka Connect's message for an invalid configuration.
 func (e *InvalidConfigError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Connector configuration is invalid and contains the following %d error(s):", len(e.Errors))
