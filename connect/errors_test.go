@@ -154,3 +154,40 @@ func TestFailedTaskRestart(t *testing.T) {
 		t.Fatalf("delivered %q", got)
 	}
 }
+
+// TestSourceErrorTolerance: a source record failing a transformation fails
+// the task with errors.tolerance=none and is skipped with all (its offset
+// still advances).
+func TestSourceErrorTolerance(t *testing.T) {
+	b := brokertest.Start(t)
+	dir := t.TempDir()
+	createTopic(t, b.Addr(), "tol", 1)
+	w, _ := startWorker(t, b.Addr())
+	// InsertField$Value needs a map; file-source values are strings, so
+	// every record fails the transformation.
+	in := filepath.Join(dir, "in.txt")
+	appendLines(t, in, "a", "b")
+	cfg := map[string]string{"connector.class": "file-source", "file": in, "topic": "tol",
+		"transforms": "i", "transforms.i.type": "org.apache.kafka.connect.transforms.InsertField$Value", "transforms.i.topic.field": "t"}
+	if _, err := w.Create(t.Context(), "src", cfg); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "task FAILED", func() bool { return taskStates(status(t, w, "src")) == "RUNNING/FAILED" })
+	if tr := status(t, w, "src").Tasks[0].Trace; !strings.Contains(tr, "InsertField$Value") {
+		t.Fatalf("trace %q", tr)
+	}
+	cfg["errors.tolerance"] = "all"
+	if _, _, err := w.PutConfig(t.Context(), "src", cfg); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "offsets past the skipped lines", func() bool {
+		offs, err := w.Offsets(t.Context(), "src")
+		return err == nil && len(offs) == 1 && offs[0].Offset["position"] == int64(4)
+	})
+	if n := endOffset(t, b.Addr(), "tol"); n != 0 {
+		t.Fatalf("%d records produced, want every one skipped", n)
+	}
+	if s := taskStates(status(t, w, "src")); s != "RUNNING/RUNNING" {
+		t.Fatalf("status %s", s)
+	}
+}
