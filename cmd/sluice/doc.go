@@ -27,6 +27,10 @@
 //	              [--acks all|1|0] [--compression C] [--linger D] [--max-inflight N]
 //	              [--idempotent=true] [--sequential] [--clients N] [--quiet]
 //	sluice bench consume [same flags] [--produce-first] [--idle D]
+//	sluice connect [--listen 127.0.0.1:8083] [--group G --worker-id ID] [--exactly-once-source]
+//	sluice connectors [--url http://127.0.0.1:8083] list | status NAME | delete NAME |
+//	              pause NAME | resume NAME | stop NAME | restart NAME [--include-tasks] [--only-failed] |
+//	              create NAME [--config k=v]... [--file config.json]
 //
 // Client commands (topics, produce, consume, groups, bench) take --brokers
 // host:port[,host:port] (default 127.0.0.1:9092, or $SLUICE_BROKERS) and,

@@ -30,7 +30,7 @@ host:port[,host:port] (default ` + cli.DefaultBrokers + `, or $` + cli.BrokersEn
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return fmt.Errorf("%w (see `%s --help`)", err, c.CommandPath())
 	})
-	root.AddCommand(newBrokerCmd(), newTopicsCmd(), newProduceCmd(), newConsumeCmd(), newGroupsCmd(), newBenchCmd(), newRegistryCmd(), newUpCmd())
+	root.AddCommand(newBrokerCmd(), newTopicsCmd(), newProduceCmd(), newConsumeCmd(), newGroupsCmd(), newBenchCmd(), newRegistryCmd(), newUpCmd(), newConnectCmd(), newConnectorsCmd())
 	return root
 }
 

@@ -13,25 +13,29 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/sluicehq/sluice/broker"
+	"github.com/sluicehq/sluice/connect"
+	"github.com/sluicehq/sluice/connect/file"
 	"github.com/sluicehq/sluice/serde/registry"
 )
 
 func newUpCmd() *cobra.Command {
 	var (
-		dataDir, listen, registryListen, fsync, logLevel string
+		dataDir, listen, registryListen, connectListen, fsync, logLevel string
 	)
 	cmd := &cobra.Command{
 		Use:   "up",
-		Short: "Run the broker and the schema registry in one process",
+		Short: "Run the broker, the schema registry and a connect worker in one process",
 		Long: `Run Sluice's services together, for development and single-machine use:
-the Kafka-compatible broker on --listen (data in --data-dir/broker) and the
-Schema Registry on --registry-listen, which keeps its schemas in the broker.
+the Kafka-compatible broker on --listen (data in --data-dir/broker), the
+Schema Registry on --registry-listen, which keeps its schemas in the broker,
+and a connect worker serving Kafka Connect's REST API on --connect-listen,
+which keeps its state in the broker too.
 
 It prints each service's address once it serves, logs to stderr, and stops
-everything cleanly on Ctrl-C or SIGTERM. Connect and the admin endpoint are
-not part of it yet.`,
+everything cleanly on Ctrl-C or SIGTERM. The admin endpoint is not part of
+it yet.`,
 		Example: `  sluice up
-  sluice up --data-dir /var/lib/sluice --listen 0.0.0.0:9092 --registry-listen 0.0.0.0:8081`,
+  sluice up --data-dir /var/lib/sluice --listen 0.0.0.0:9092 --registry-listen 0.0.0.0:8081 --connect-listen 0.0.0.0:8083`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var level slog.Level
@@ -73,6 +77,23 @@ not part of it yet.`,
 			defer reg.Close()
 			fmt.Fprintf(out, "sluice registry listening on %s\n", reg.URL())
 			g.Go(func() error { return reg.Run(ctx) })
+			con, err := connect.NewServer(connect.Config{
+				Brokers: []kgo.Opt{kgo.SeedBrokers(b.Addr())},
+				Listen:  connectListen,
+				Plugins: []connect.Plugin{file.SourcePlugin(), file.SinkPlugin()},
+				Logger:  log.With("service", "connect"),
+			})
+			if err != nil {
+				cancel()
+				_ = g.Wait()
+				if errors.Is(err, syscall.EADDRINUSE) {
+					return fmt.Errorf("cannot listen on %s: address already in use (choose another --connect-listen)", connectListen)
+				}
+				return fmt.Errorf("cannot start connect: %w", err)
+			}
+			defer con.Close()
+			fmt.Fprintf(out, "sluice connect listening on %s\n", con.URL())
+			g.Go(func() error { return con.Run(ctx) })
 			if err := g.Wait(); err != nil && !errors.Is(err, context.Canceled) {
 				return fmt.Errorf("stopped: %w", err)
 			}
@@ -83,6 +104,7 @@ not part of it yet.`,
 	fs.StringVar(&dataDir, "data-dir", "./sluice-data", "directory for all data (created if missing)")
 	fs.StringVar(&listen, "listen", "127.0.0.1:9092", "host:port of the Kafka-compatible broker")
 	fs.StringVar(&registryListen, "registry-listen", "127.0.0.1:8081", "host:port of the schema registry's REST API")
+	fs.StringVar(&connectListen, "connect-listen", "127.0.0.1:8083", "host:port of the connect worker's REST API")
 	fs.StringVar(&fsync, "fsync", "interval", "when the broker fsyncs: always, interval or never")
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	return cmd

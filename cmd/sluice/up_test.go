@@ -10,15 +10,16 @@ import (
 	"time"
 )
 
-// TestUpRunsBrokerAndRegistry starts `sluice up` on free ports, waits for
-// both services to report their addresses, checks the registry answers over
-// HTTP (its schemas live in the broker), and stops it like SIGINT does.
+// TestUpRunsBrokerAndRegistry starts `sluice up` on free ports, waits for the
+// three services to report their addresses, checks the registry answers over
+// HTTP (its schemas live in the broker) and connect lists its plugins, and
+// stops it like SIGINT does.
 func TestUpRunsBrokerAndRegistry(t *testing.T) {
-	out := newSignalWriter("sluice registry listening on http://")
+	out := newSignalWriter("sluice connect listening on http://")
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	cmd := newRootCmd()
-	cmd.SetArgs([]string{"up", "--data-dir", t.TempDir(), "--listen", "127.0.0.1:0", "--registry-listen", "127.0.0.1:0", "--log-level", "warn"})
+	cmd.SetArgs([]string{"up", "--data-dir", t.TempDir(), "--listen", "127.0.0.1:0", "--registry-listen", "127.0.0.1:0", "--connect-listen", "127.0.0.1:0", "--log-level", "warn"})
 	cmd.SetOut(out)
 	errOut := newSignalWriter("never")
 	cmd.SetErr(errOut)
@@ -46,6 +47,19 @@ func TestUpRunsBrokerAndRegistry(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 200 || strings.TrimSpace(string(body)) != "[]" {
 		t.Fatalf("GET /subjects: %d %s", resp.StatusCode, body)
+	}
+	curl := regexp.MustCompile(`sluice connect listening on (http://\S+)`).FindStringSubmatch(out.String())
+	if curl == nil {
+		t.Fatalf("no connect URL in %q", out.String())
+	}
+	resp, err = http.Get(curl[1] + "/connector-plugins")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"class":"file-source"`) {
+		t.Fatalf("GET /connector-plugins: %d %s", resp.StatusCode, body)
 	}
 	cancel()
 	select {

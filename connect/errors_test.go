@@ -1,0 +1,193 @@
+package connect_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicehq/sluice/broker/brokertest"
+	"github.com/sluicehq/sluice/connect"
+	"github.com/sluicehq/sluice/connect/file"
+)
+
+// TestDeadLetterQueue: with errors.tolerance=none a record that does not
+// convert fails the task; with all it goes to the dead letter topic with
+// __connect.errors.* headers and the others reach the sink.
+func TestDeadLetterQueue(t *testing.T) {
+	b := brokertest.Start(t)
+	out := filepath.Join(t.TempDir(), "out.txt")
+	createTopic(t, b.Addr(), "events", 1)
+	produce(t, b.Addr(), "events", `"ok-1"`, `{not json`, `"ok-2"`)
+	w, _ := startWorker(t, b.Addr())
+	ctx := t.Context()
+	cfg := map[string]string{"connector.class": "file-sink", "file": out, "topics": "events"}
+	if _, err := w.Create(ctx, "sink", cfg); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "task FAILED", func() bool { return taskStates(status(t, w, "sink")) == "RUNNING/FAILED" })
+	if tr := status(t, w, "sink").Tasks[0].Trace; !strings.Contains(tr, "VALUE_CONVERTER") || !strings.Contains(tr, "events-0@1") {
+		t.Fatalf("trace %q: want the stage and the record", tr)
+	}
+
+	cfg["errors.tolerance"] = "all"
+	cfg["errors.deadletterqueue.topic.name"] = "dlq"
+	cfg["errors.deadletterqueue.context.headers.enable"] = "true"
+	if created, _, err := w.PutConfig(ctx, "sink", cfg); err != nil || created {
+		t.Fatalf("put config: created=%v err=%v", created, err)
+	}
+	eventually(t, "2 lines", func() bool { return len(readLines(t, out)) == 2 })
+	if got := readLines(t, out); !slices.Equal(got, []string{"ok-1", "ok-2"}) {
+		t.Fatalf("lines %q", got)
+	}
+	dead := consumeN(t, b.Addr(), "dlq", 1)[0]
+	if string(dead.Value) != "{not json" {
+		t.Fatalf("dead letter value %q", dead.Value)
+	}
+	h := map[string]string{}
+	for _, kh := range dead.Headers {
+		h[kh.Key] = string(kh.Value)
+	}
+	for k, want := range map[string]string{
+		"__connect.errors.topic": "events", "__connect.errors.partition": "0", "__connect.errors.offset": "1",
+		"__connect.errors.connector.name": "sink", "__connect.errors.task.id": "0", "__connect.errors.stage": "VALUE_CONVERTER",
+	} {
+		if h[k] != want {
+			t.Errorf("header %s = %q, want %q", k, h[k], want)
+		}
+	}
+	if !strings.Contains(h["__connect.errors.exception.message"], "json") {
+		t.Errorf("exception message %q", h["__connect.errors.exception.message"])
+	}
+	if s := taskStates(status(t, w, "sink")); s != "RUNNING/RUNNING" {
+		t.Fatalf("status %s", s)
+	}
+}
+
+// flakySink fails its first Put once per failures count, then records
+// what it is given.
+type flakySink struct {
+	failures atomic.Int32
+	mu       sync.Mutex
+	got      []string
+}
+
+func (s *flakySink) Validate(map[string]string) []connect.ConfigError { return nil }
+func (s *flakySink) TaskConfigs(_ map[string]string, max int) ([]map[string]string, error) {
+	out := make([]map[string]string, max)
+	for i := range out {
+		out[i] = map[string]string{}
+	}
+	return out, nil
+}
+func (s *flakySink) NewTask() connect.SinkTask { return flakyTask{s} }
+
+type flakyTask struct{ s *flakySink }
+
+func (flakyTask) Start(context.Context, map[string]string) error { return nil }
+func (flakyTask) Stop() error                                    { return nil }
+func (t flakyTask) Put(_ context.Context, recs []connect.SinkRecord) error {
+	if t.s.failures.Add(-1) >= 0 {
+		return errors.New("database unavailable")
+	}
+	t.s.mu.Lock()
+	defer t.s.mu.Unlock()
+	for _, r := range recs {
+		t.s.got = append(t.s.got, r.Value.(string))
+	}
+	return nil
+}
+
+func (s *flakySink) values() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.got)
+}
+
+// TestFailedTaskRestart: a failing Put marks the task FAILED (nothing is
+// committed), restarting only failed tasks brings it back, and the records
+// are delivered again.
+func TestFailedTaskRestart(t *testing.T) {
+	b := brokertest.Start(t)
+	createTopic(t, b.Addr(), "orders", 1)
+	produce(t, b.Addr(), "orders", `"a"`, `"b"`)
+	fs := &flakySink{}
+	fs.failures.Store(1)
+	w, err := connect.NewWorker(connect.Brokers(kgo.SeedBrokers(b.Addr())), connect.WorkerID("w"),
+		connect.Plugins(file.SourcePlugin(), connect.Plugin{Class: "flaky", Sink: func() connect.Sink { return fs }}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done; w.Close() })
+
+	if _, err := w.Create(t.Context(), "flaky", map[string]string{"connector.class": "flaky", "topics": "orders"}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "task FAILED", func() bool { return taskStates(status(t, w, "flaky")) == "RUNNING/FAILED" })
+	if tr := status(t, w, "flaky").Tasks[0].Trace; !strings.Contains(tr, "database unavailable") {
+		t.Fatalf("trace %q", tr)
+	}
+	// Restarting the connector alone leaves a failed task failed.
+	if err := w.Restart(t.Context(), "flaky", false, false); err != nil {
+		t.Fatal(err)
+	}
+	if s := taskStates(status(t, w, "flaky")); s != "RUNNING/FAILED" {
+		t.Fatalf("after connector restart: %s", s)
+	}
+	if err := w.Restart(t.Context(), "flaky", true, true); err != nil {
+		t.Fatal(err)
+	}
+	if s := taskStates(status(t, w, "flaky")); s != "RUNNING/RUNNING" {
+		t.Fatalf("after restarting failed tasks: %s", s)
+	}
+	eventually(t, "records delivered", func() bool { return len(fs.values()) == 2 })
+	if got := fs.values(); !slices.Equal(got, []string{"a", "b"}) {
+		t.Fatalf("delivered %q", got)
+	}
+}
+
+// TestSourceErrorTolerance: a source record failing a transformation fails
+// the task with errors.tolerance=none and is skipped with all (its offset
+// still advances).
+func TestSourceErrorTolerance(t *testing.T) {
+	b := brokertest.Start(t)
+	dir := t.TempDir()
+	createTopic(t, b.Addr(), "tol", 1)
+	w, _ := startWorker(t, b.Addr())
+	// InsertField$Value needs a map; file-source values are strings, so
+	// every record fails the transformation.
+	in := filepath.Join(dir, "in.txt")
+	appendLines(t, in, "a", "b")
+	cfg := map[string]string{"connector.class": "file-source", "file": in, "topic": "tol",
+		"transforms": "i", "transforms.i.type": "org.apache.kafka.connect.transforms.InsertField$Value", "transforms.i.topic.field": "t"}
+	if _, err := w.Create(t.Context(), "src", cfg); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "task FAILED", func() bool { return taskStates(status(t, w, "src")) == "RUNNING/FAILED" })
+	if tr := status(t, w, "src").Tasks[0].Trace; !strings.Contains(tr, "InsertField$Value") {
+		t.Fatalf("trace %q", tr)
+	}
+	cfg["errors.tolerance"] = "all"
+	if _, _, err := w.PutConfig(t.Context(), "src", cfg); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "offsets past the skipped lines", func() bool {
+		offs, err := w.Offsets(t.Context(), "src")
+		return err == nil && len(offs) == 1 && offs[0].Offset["position"] == int64(4)
+	})
+	if n := endOffset(t, b.Addr(), "tol"); n != 0 {
+		t.Fatalf("%d records produced, want every one skipped", n)
+	}
+	if s := taskStates(status(t, w, "src")); s != "RUNNING/RUNNING" {
+		t.Fatalf("status %s", s)
+	}
+}
