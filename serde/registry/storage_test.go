@@ -154,7 +154,20 @@ func TestSeveralInstances(t *testing.T) {
 			}
 		}
 		expectJSON(t, do(t, rest[0].URL(), "POST", "/subjects/s/versions", reg(`"string"`)), `{"id":10}`)
-		expectJSON(t, do(t, rest[1].URL(), "GET", "/subjects/s/versions/latest/schema", nil), `"string"`)
+		// Read-your-writes holds on the instance that answered; the other
+		// one sees the write once it has read it from _schemas.
+		expectJSON(t, do(t, rest[0].URL(), "GET", "/subjects/s/versions/latest/schema", nil), `"string"`)
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			r := do(t, rest[1].URL(), "GET", "/subjects/s/versions/latest/schema", nil)
+			if r.status == 200 && strings.TrimSpace(string(r.body)) == `"string"` {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the other instance still answers %d %s after 20s", r.status, r.body)
+			}
+			time.Sleep(20 * time.Millisecond) // polling a condition with a deadline
+		}
 	})
 }
 
