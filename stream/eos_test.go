@@ -1,0 +1,117 @@
+package stream_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicehq/sluice/stream"
+)
+
+// committedCounts reads word-counts with read_committed from the start until
+// every wanted word has its wanted count, and returns each word's sequence
+// of counts. Under exactly-once a key's committed counts only go up: a
+// repeated or lower count would be a record counted twice or a lost update.
+func committedCounts(t *testing.T, addr string, want map[string]int64) map[string][]int64 {
+	t.Helper()
+	cl := client(t, addr, kgo.ConsumeTopics("word-counts"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	seqs := map[string][]int64{}
+	last := func(k string) int64 {
+		if s := seqs[k]; len(s) > 0 {
+			return s[len(s)-1]
+		}
+		return 0
+	}
+	for {
+		done := true
+		for k, v := range want {
+			if last(k) != v {
+				done = false
+			}
+		}
+		if done {
+			return seqs
+		}
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			got := map[string]int64{}
+			for k := range want {
+				got[k] = last(k)
+			}
+			t.Fatalf("committed counts after 30s: %v, want %v", got, want)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			n, _ := i64.Decode(r.Value)
+			seqs[string(r.Key)] = append(seqs[string(r.Key)], n)
+		})
+	}
+}
+
+func checkIncreasing(t *testing.T, seqs map[string][]int64) {
+	t.Helper()
+	for k, s := range seqs {
+		for i := 1; i < len(s); i++ {
+			if s[i] <= s[i-1] {
+				t.Errorf("%s: committed counts %v are not increasing: a record counted twice or an update lost", k, s)
+				break
+			}
+		}
+	}
+}
+
+// TestExactlyOnceEndToEnd runs the word count (a repartition topic, a
+// pebble store, an output topic: all in each transaction) under
+// ExactlyOnce, stops it, restarts it on the same state directory (restore
+// from the checkpoint) and then on a fresh one (restore from the
+// changelog), checking exact counts in the read_committed output.
+func TestExactlyOnceEndToEnd(t *testing.T) {
+	for name, start := range clusters {
+		t.Run(name, func(t *testing.T) {
+			addr := start(t)
+			createTopics(t, addr, 2, "text-lines", "word-counts")
+			dir := t.TempDir()
+			eos := []stream.AppOpt{stream.Guarantee(stream.ExactlyOnce), stream.StateDir(dir)}
+			want := map[string]int64{}
+			var lines []string
+			batch := func(from, n int) {
+				lines = lines[:0]
+				for i := from; i < from+n; i++ {
+					l := fmt.Sprintf("w%d w%d w%d", i%13, i%7, i%5)
+					lines = append(lines, l)
+					want[fmt.Sprintf("w%d", i%13)]++
+					want[fmt.Sprintf("w%d", i%7)]++
+					want[fmt.Sprintf("w%d", i%5)]++
+				}
+				produceLines(t, addr, lines...)
+			}
+			app := startApp(t, addr, wordCount(t), eos...)
+			batch(0, 300)
+			committedCounts(t, addr, want)
+			app.stop(t)
+
+			batch(300, 200)
+			app = startApp(t, addr, wordCount(t), eos...)
+			committedCounts(t, addr, want)
+			app.stop(t)
+
+			batch(500, 100)
+			startApp(t, addr, wordCount(t), stream.Guarantee(stream.ExactlyOnce), stream.StateDir(t.TempDir()))
+			checkIncreasing(t, committedCounts(t, addr, want))
+		})
+	}
+}
+
+func TestGuaranteeValidated(t *testing.T) {
+	if _, err := stream.NewApp(wordCount(t), stream.AppID("x"), stream.Brokers("127.0.0.1:1"), stream.Guarantee(7)); err == nil {
+		t.Fatal("NewApp accepted Guarantee(7)")
+	}
+	if _, err := stream.NewApp(wordCount(t), stream.AppID("x"), stream.Brokers("127.0.0.1:1"), stream.InstanceID("a/b")); err == nil {
+		t.Fatal("NewApp accepted InstanceID(a/b)")
+	}
+}
