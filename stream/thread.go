@@ -101,7 +101,7 @@ func newThread(a *App, id int, plan partitionPlan) (*thread, error) {
 		kgo.OnPartitionsRevoked(th.revoked),
 		kgo.OnPartitionsLost(th.lost),
 		kgo.RecordPartitioner(partitioner),
-		kgo.ProducerLinger(5*time.Millisecond),
+		kgo.ProducerLinger(5 * time.Millisecond),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), // Kafka Streams' auto.offset.reset=earliest
 		kgo.ClientID(fmt.Sprintf("%s-thread-%d", a.cfg.appID, id)),
 	}
