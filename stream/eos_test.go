@@ -2,12 +2,14 @@ package stream_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/sluicehq/sluice/broker/brokertest"
 	"github.com/sluicehq/sluice/stream"
 )
 
@@ -114,4 +116,41 @@ func TestGuaranteeValidated(t *testing.T) {
 	if _, err := stream.NewApp(wordCount(t), stream.AppID("x"), stream.Brokers("127.0.0.1:1"), stream.InstanceID("a/b")); err == nil {
 		t.Fatal("NewApp accepted InstanceID(a/b)")
 	}
+}
+
+// TestExactlyOnceZombieFenced starts a second instance with the same
+// InstanceID (as a restarted instance whose previous incarnation still
+// runs would): its transactional producer fences the first one, which
+// stops with ErrFenced instead of committing anything more.
+func TestExactlyOnceZombieFenced(t *testing.T) {
+	addr := brokertest.Start(t).Addr()
+	createTopics(t, addr, 1, "text-lines", "word-counts")
+	eos := []stream.AppOpt{stream.Guarantee(stream.ExactlyOnce), stream.InstanceID("same")}
+	zombie := startApp(t, addr, wordCount(t), eos...)
+	produceLines(t, addr, "a b", "a")
+	committedCounts(t, addr, map[string]int64{"a": 2, "b": 1})
+	startApp(t, addr, wordCount(t), eos...)
+	// Input keeps coming until the zombie, producing for whatever task it
+	// still owns, learns it is fenced.
+	want := map[string]int64{"a": 2, "b": 1}
+	deadline := time.After(30 * time.Second)
+	for fenced := false; !fenced; {
+		produceLines(t, addr, "a b")
+		want["a"]++
+		want["b"]++
+		select {
+		case err := <-zombie.done:
+			if !errors.Is(err, stream.ErrFenced) {
+				t.Fatalf("the fenced instance stopped with %v, want ErrFenced", err)
+			}
+			t.Logf("fenced: %v", err)
+			zombie.app = nil
+			fenced = true
+		case <-time.After(100 * time.Millisecond): // input pacing
+		case <-deadline:
+			t.Fatal("the first instance was not fenced")
+		}
+	}
+	// The new instance takes every task and counts every line exactly once.
+	checkIncreasing(t, committedCounts(t, addr, want))
 }

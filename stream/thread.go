@@ -334,7 +334,7 @@ func (th *thread) commitTxnLocked(ctx context.Context) error {
 	}
 	if e := th.prodErr.Swap(nil); e != nil {
 		th.abortQuietly(ctx)
-		return fmt.Errorf("stream: producing failed (transaction aborted): %w", *e)
+		return th.txnError("produce in transaction (aborted)", *e)
 	}
 	if !th.mu.dirty && !th.produced.Load() {
 		return nil // nothing in the transaction: keep it open
