@@ -24,8 +24,9 @@ import (
 // App runs a topology against Kafka: one consumer group (the app id), a
 // task per (sub-topology, partition), spread over the app's threads and over
 // every instance of the app with the same id. Records pass through a task
-// by direct calls. Guarantee: at-least-once (state and outputs are written
-// before the input offsets are committed).
+// by direct calls. Guarantee: at-least-once by default (state and outputs
+// are written before the input offsets are committed), or exactly-once
+// with Guarantee(ExactlyOnce) (see the package documentation).
 type App struct {
 	topo *Topology
 	cfg  appConfig
