@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"os"
 	"testing"
 	"time"
 
@@ -153,4 +155,44 @@ func TestExactlyOnceZombieFenced(t *testing.T) {
 	}
 	// The new instance takes every task and counts every line exactly once.
 	checkIncreasing(t, committedCounts(t, addr, want))
+}
+
+// TestExactlyOnceScaleOutAndTakeOver moves tasks between instances (a
+// second instance with two threads joins, then the first stops) while
+// input flows: every rebalance aborts the transactions it cuts through and restores the
+// stores, and the read_committed counts stay exact.
+func TestExactlyOnceScaleOutAndTakeOver(t *testing.T) {
+	addr := brokertest.Start(t).Addr()
+	createTopics(t, addr, 4, "text-lines", "word-counts")
+	want := map[string]int64{}
+	feed := func(from, n int) {
+		var lines []string
+		for i := from; i < from+n; i++ {
+			lines = append(lines, fmt.Sprintf("w%d w%d", i%10, i%7))
+			want[fmt.Sprintf("w%d", i%10)]++
+			want[fmt.Sprintf("w%d", i%7)]++
+		}
+		produceLines(t, addr, lines...)
+	}
+	eos := []stream.AppOpt{stream.Guarantee(stream.ExactlyOnce)}
+	if os.Getenv("SLUICE_EOS_DEBUG") != "" {
+		eos = append(eos, stream.Logger(slog.New(slog.NewTextHandler(os.Stderr, nil))),
+			stream.ClientOpts(kgo.WithLogger(kgo.BasicLogger(os.Stderr, kgo.LogLevelInfo, func() string { return time.Now().Format("15:04:05.000 ") }))))
+	}
+	a1 := startApp(t, addr, wordCount(t), eos...)
+	feed(0, 50)
+	a2 := startApp(t, addr, wordCount(t), append(eos, stream.Threads(2))...)
+	for i := range 10 {
+		feed(50+i*10, 10)
+		time.Sleep(20 * time.Millisecond) // input flows during the rebalance
+	}
+	t0 := time.Now()
+	committedCounts(t, addr, want)
+	t1 := time.Now()
+	a1.stop(t)
+	t2 := time.Now()
+	feed(150, 50)
+	checkIncreasing(t, committedCounts(t, addr, want))
+	t.Logf("counts after scale-out %v, stop %v, counts after take-over %v", t1.Sub(t0), t2.Sub(t1), time.Since(t2))
+	a2.stop(t)
 }

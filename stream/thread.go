@@ -143,7 +143,15 @@ func (th *thread) loop(ctx context.Context) error {
 	interval := th.a.cfg.commitInterval
 	for {
 		if ctx.Err() != nil {
-			return th.shutdown()
+			// A poll with a done context returns at once and holds
+			// rebalances off until AllowRebalance, so no rebalance
+			// callback runs during the last commit (under
+			// ExactlyOnce the session's callbacks and End would
+			// deadlock on the thread's lock).
+			th.cl.PollRecords(ctx, 1)
+			err := th.shutdown()
+			th.cl.AllowRebalance()
+			return err
 		}
 		wait := max(interval-time.Since(th.lastCommit), time.Millisecond)
 		pctx, cancel := context.WithTimeout(ctx, min(wait, time.Second))
