@@ -114,6 +114,10 @@
 //     rewinds to the committed offsets and restores its tasks' stores from
 //     the changelog before going on. A rebalance therefore costs the work
 //     since the last commit and a full restore of the thread's stores.
+//     Tasks are created (and restored) by the thread's loop after that
+//     abort, and a restore first waits until no transaction is open on
+//     the changelog partition (last stable offset = end), so a previous
+//     owner's transaction still being committed is seen whole.
 //   - Errors: a failed produce or flush aborts the transaction and stops
 //     the app with the error, as under at-least-once.
 //   - Zombies: an instance restarted (or started twice) on the same

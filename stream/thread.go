@@ -49,7 +49,8 @@ type thread struct {
 		byTP    map[tp]*task
 		offsets map[string]map[int32]kgo.EpochOffset // next offset to commit
 		dirty   bool
-		reset   bool // EOS: a rebalance revoked or lost partitions; abort and restore
+		reset   bool          // EOS: a rebalance revoked or lost partitions; abort and restore
+		pending map[tp]taskID // EOS: assigned partitions whose tasks the next reset creates
 	}
 	cache      *table.Cache // the record cache shared by the thread's stores
 	prodErr    atomic.Pointer[error]
@@ -63,6 +64,7 @@ func newThread(a *App, id int, plan partitionPlan) (*thread, error) {
 	th.mu.tasks = map[taskID]*task{}
 	th.mu.byTP = map[tp]*task{}
 	th.mu.offsets = map[string]map[int32]kgo.EpochOffset{}
+	th.mu.pending = map[tp]taskID{}
 	var topics []string
 	for _, st := range a.topo.subs {
 		for _, src := range st.sources {
@@ -139,6 +141,17 @@ func (th *thread) run(ctx context.Context) (err error) {
 
 func (th *thread) loop(ctx context.Context) error {
 	defer th.cl.Close()
+	if th.eos {
+		// Initialize the producer id now: it fences a previous
+		// incarnation with the same transactional id and aborts its open
+		// transaction, which restores wait for.
+		if _, _, err := th.cl.ProducerID(ctx); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return th.txnError("initialize the transactional producer", err)
+		}
+	}
 	th.lastCommit = time.Now()
 	interval := th.a.cfg.commitInterval
 	for {
@@ -364,14 +377,19 @@ func (th *thread) commitTxnLocked(ctx context.Context) error {
 // abortLocked aborts the open transaction (the session rewinds the
 // consumer to the committed offsets) and restores the tasks' state.
 func (th *thread) abortLocked(ctx context.Context) error {
-	_, err := th.sess.End(ctx, kgo.TryAbort)
+	ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	_, err := th.sess.End(ectx, kgo.TryAbort)
 	th.inTxn = false
 	th.produced.Store(false)
 	th.prodErr.Swap(nil)
 	if err != nil {
 		return th.txnError("abort transaction", err)
 	}
-	return th.resetTasksLocked(ctx)
+	if err := th.resetTasksLocked(ctx); err != nil && ctx.Err() == nil {
+		return err
+	}
+	return nil // stopping: the loop shuts down
 }
 
 // abortQuietly aborts on a path that fails the thread anyway.
@@ -399,7 +417,8 @@ func (th *thread) txnError(what string, err error) error {
 func (th *thread) resetTasksLocked(ctx context.Context) error {
 	th.mu.reset = false
 	th.mu.dirty = false
-	owned := map[tp]taskID{}
+	owned := th.mu.pending
+	th.mu.pending = map[tp]taskID{}
 	for k, t := range th.mu.byTP {
 		owned[k] = t.id
 	}
@@ -454,6 +473,21 @@ func (th *thread) closeTaskLocked(id taskID, t *task) {
 func (th *thread) assigned(ctx context.Context, _ *kgo.Client, assigned map[string][]int32) {
 	th.mu.Lock()
 	defer th.mu.Unlock()
+	if th.eos {
+		// Under exactly-once the tasks are created by the loop after it
+		// has aborted any transaction a revocation cut through: the
+		// restore waits until no transaction is open on the changelogs,
+		// this thread's included.
+		for topic, ps := range assigned {
+			if sub, ok := th.subOf[topic]; ok {
+				for _, p := range ps {
+					th.mu.pending[tp{topic, p}] = taskID{sub: sub, partition: p}
+					th.mu.reset = true
+				}
+			}
+		}
+		return
+	}
 	for topic, ps := range assigned {
 		sub, ok := th.subOf[topic]
 		if !ok {
@@ -509,6 +543,7 @@ func (th *thread) dropLocked(parts map[string][]int32) {
 			continue
 		}
 		for _, p := range ps {
+			delete(th.mu.pending, tp{topic, p})
 			id := taskID{sub: sub, partition: p}
 			if t := th.mu.tasks[id]; t != nil {
 				th.closeTaskLocked(id, t)
@@ -663,13 +698,14 @@ func (th *thread) restore(ctx context.Context, store string, p int32, from int64
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
-	listEnds := adm.ListEndOffsets
-	if th.eos {
-		listEnds = adm.ListCommittedOffsets // the LSO
-	}
-	ends, err := listEnds(ctx, topic)
+	ends, err := adm.ListEndOffsets(ctx, topic)
 	if err != nil {
 		return 0, 0, err
+	}
+	if th.eos {
+		if ends, err = th.waitStable(ctx, adm, topic, p, ends); err != nil {
+			return 0, 0, err
+		}
 	}
 	starts, err := adm.ListStartOffsets(ctx, topic)
 	if err != nil {
@@ -733,3 +769,41 @@ func (th *thread) restore(ctx context.Context, store string, p int32, from int64
 }
 
 type rawKV struct{ k, v []byte }
+
+// waitStable waits until no transaction is open on a changelog partition
+// (its last stable offset reaches its high watermark) and returns the end
+// offsets then. A previous owner's transaction may still be committing:
+// restoring without its writes while the input offsets it commits are
+// fetched afterwards would lose updates. Open transactions end within the
+// transaction timeout (a crashed owner's is aborted then, or at once when
+// it restarts with the same transactional id).
+func (th *thread) waitStable(ctx context.Context, adm *kadm.Client, topic string, p int32, ends kadm.ListedOffsets) (kadm.ListedOffsets, error) {
+	deadline := time.Now().Add(2 * time.Minute)
+	logged := false
+	for {
+		lsos, err := adm.ListCommittedOffsets(ctx, topic)
+		if err != nil {
+			return nil, err
+		}
+		lso, ok1 := lsos.Lookup(topic, p)
+		hw, ok2 := ends.Lookup(topic, p)
+		if ok1 && ok2 && lso.Err == nil && hw.Err == nil && lso.Offset >= hw.Offset {
+			return lsos, nil
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("%s-%d: a transaction is still open after 2 minutes (last stable offset %d, end %d)", topic, p, lso.Offset, hw.Offset)
+		}
+		if !logged {
+			th.log.Info("waiting for an open transaction on a changelog to end before restoring", "topic", topic, "partition", p, "lso", lso.Offset, "end", hw.Offset)
+			logged = true
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(50 * time.Millisecond): // polling the broker's LSO
+		}
+		if ends, err = adm.ListEndOffsets(ctx, topic); err != nil {
+			return nil, err
+		}
+	}
+}
