@@ -360,7 +360,9 @@ func (th *thread) commitTxnLocked(ctx context.Context) error {
 	if !th.mu.dirty && !th.produced.Load() {
 		return nil // nothing in the transaction: keep it open
 	}
+	t0 := time.Now()
 	committed, err := th.sess.End(ctx, kgo.TryCommit)
+	th.log.Debug("end transaction", "committed", committed, "took", time.Since(t0), "err", err)
 	th.inTxn = false
 	th.produced.Store(false)
 	if err != nil {
