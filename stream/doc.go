@@ -119,7 +119,10 @@
 //     the changelog partition (last stable offset = end), so a previous
 //     owner's transaction still being committed is seen whole.
 //   - Errors: a failed produce or flush aborts the transaction and stops
-//     the app with the error, as under at-least-once.
+//     the app with the error, as under at-least-once; so does a
+//     transaction that cannot be ended (the broker unreachable beyond the
+//     client's retries: whether it committed may be unknown). Running the
+//     app again resumes exactly from the last committed transaction.
 //   - Zombies: an instance restarted (or started twice) on the same
 //     instance id fences the previous producer by the producer epoch; the
 //     fenced thread stops the app with an error wrapping ErrFenced (it

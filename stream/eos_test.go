@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/sluicehq/sluice/broker"
 	"github.com/sluicehq/sluice/broker/brokertest"
 	"github.com/sluicehq/sluice/stream"
 )
@@ -195,4 +197,119 @@ func TestExactlyOnceScaleOutAndTakeOver(t *testing.T) {
 	checkIncreasing(t, committedCounts(t, addr, want))
 	t.Logf("counts after scale-out %v, stop %v, counts after take-over %v", t1.Sub(t0), t2.Sub(t1), time.Since(t2))
 	a2.stop(t)
+}
+
+// TestExactlyOnceBrokerRestart restarts the broker (same data directory
+// and address) three times under a running exactly-once app while input
+// flows. The app may fail while the broker is away (then it is restarted,
+// as a supervisor would); the read_committed counts must end exact.
+func TestExactlyOnceBrokerRestart(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	listen := ln.Addr().String()
+	ln.Close()
+	dataDir := t.TempDir()
+	startBroker := func() *brokertest.Broker {
+		return brokertest.Start(t, brokertest.DataDir(dataDir), brokertest.WithConfig(func(c *broker.Config) { c.Listen = listen }))
+	}
+	br := startBroker()
+	addr := br.Addr()
+	createTopics(t, addr, 2, "text-lines", "word-counts")
+	stateDir := t.TempDir()
+	opts := []stream.AppOpt{stream.Guarantee(stream.ExactlyOnce), stream.StateDir(stateDir),
+		stream.ClientOpts(kgo.SessionTimeout(6 * time.Second))}
+	app, err := stream.NewApp(wordCount(t), append([]stream.AppOpt{stream.AppID("wc"), stream.Brokers(addr)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- app.Run(context.Background()) }()
+	restarts := 0
+	ensureRunning := func() {
+		select {
+		case err := <-done:
+			t.Logf("app stopped (%v); restarting it", err)
+			restarts++
+			if app, err = stream.NewApp(wordCount(t), append([]stream.AppOpt{stream.AppID("wc"), stream.Brokers(addr)}, opts...)...); err != nil {
+				t.Fatal(err)
+			}
+			go func() { done <- app.Run(context.Background()) }()
+		default:
+		}
+	}
+	defer func() {
+		app.Close()
+		<-done
+	}()
+
+	want := map[string]int64{}
+	prod := client(t, addr, kgo.DefaultProduceTopic("text-lines"), kgo.RecordRetries(1000))
+	feed := func(from, n int) {
+		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+		defer cancel()
+		var recs []*kgo.Record
+		for i := from; i < from+n; i++ {
+			recs = append(recs, &kgo.Record{Value: []byte(fmt.Sprintf("w%d w%d", i%10, i%7))})
+			want[fmt.Sprintf("w%d", i%10)]++
+			want[fmt.Sprintf("w%d", i%7)]++
+		}
+		if err := prod.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+			t.Fatalf("produce: %v", err)
+		}
+	}
+	next := 0
+	for range 3 {
+		for range 5 {
+			feed(next, 20)
+			next += 20
+			time.Sleep(20 * time.Millisecond) // input flows while the app runs
+		}
+		br.Stop(t)
+		time.Sleep(200 * time.Millisecond) // the broker is away for a while
+		br = startBroker()
+		ensureRunning()
+	}
+	feed(next, 50)
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		ensureRunning()
+		ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
+		got := readCommittedLatest(ctx, t, addr)
+		cancel()
+		ok := true
+		for k, v := range want {
+			if got[k] != v {
+				ok = false
+			}
+		}
+		if ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("counts %v, want %v", got, want)
+		}
+	}
+	t.Logf("%d app restarts", restarts)
+	checkIncreasing(t, committedCounts(t, addr, want))
+}
+
+// readCommittedLatest reads word-counts (read_committed) until ctx ends and
+// returns the last count per word.
+func readCommittedLatest(ctx context.Context, t *testing.T, addr string) map[string]int64 {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumeTopics("word-counts"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	got := map[string]int64{}
+	for ctx.Err() == nil {
+		cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
+			n, _ := i64.Decode(r.Value)
+			got[string(r.Key)] = n
+		})
+	}
+	return got
 }
