@@ -2,13 +2,17 @@ package stream
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -20,8 +24,9 @@ import (
 // App runs a topology against Kafka: one consumer group (the app id), a
 // task per (sub-topology, partition), spread over the app's threads and over
 // every instance of the app with the same id. Records pass through a task
-// by direct calls. Guarantee: at-least-once (state and outputs are written
-// before the input offsets are committed).
+// by direct calls. Guarantee: at-least-once by default (state and outputs
+// are written before the input offsets are committed), or exactly-once
+// with Guarantee(ExactlyOnce) (see the package documentation).
 type App struct {
 	topo *Topology
 	cfg  appConfig
@@ -42,9 +47,15 @@ type App struct {
 
 // NewApp validates the options and prepares an app; Run starts it.
 func NewApp(topo *Topology, opts ...AppOpt) (*App, error) {
-	cfg := appConfig{commitInterval: 30 * time.Second, threads: 1, replication: 1, cacheBytes: 10 << 20}
+	cfg := appConfig{threads: 1, replication: 1, cacheBytes: 10 << 20}
 	for _, o := range opts {
 		o.applyApp(&cfg)
+	}
+	if !cfg.intervalSet {
+		cfg.commitInterval = 30 * time.Second
+		if cfg.guarantee == ExactlyOnce {
+			cfg.commitInterval = 100 * time.Millisecond
+		}
 	}
 	if err := cfg.validate(); err != nil {
 		return nil, err
@@ -75,8 +86,11 @@ func NewApp(topo *Topology, opts ...AppOpt) (*App, error) {
 }
 
 func (a *App) newClient(opts ...kgo.Opt) (*kgo.Client, error) {
-	all := append([]kgo.Opt{kgo.SeedBrokers(a.cfg.brokers...)}, a.cfg.clientOpts...)
-	return kgo.NewClient(append(all, opts...)...)
+	return kgo.NewClient(append(a.clientOpts(), opts...)...)
+}
+
+func (a *App) clientOpts() []kgo.Opt {
+	return append([]kgo.Opt{kgo.SeedBrokers(a.cfg.brokers...)}, a.cfg.clientOpts...)
 }
 
 func (a *App) changelogTopic(store string) string { return a.cfg.appID + "-" + store + "-changelog" }
@@ -181,6 +195,11 @@ func (a *App) Run(ctx context.Context) error {
 	if err := os.MkdirAll(a.cfg.stateDir, 0o755); err != nil {
 		return fmt.Errorf("stream: state dir: %w", err)
 	}
+	if a.cfg.guarantee == ExactlyOnce && a.cfg.instanceID == "" {
+		if a.cfg.instanceID, err = loadInstanceID(a.cfg.stateDir); err != nil {
+			return err
+		}
+	}
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	if err := a.runGlobals(ctx, &wg); err != nil {
@@ -225,6 +244,38 @@ func (a *App) Close() error {
 		}
 	})
 	return nil
+}
+
+// loadInstanceID reads the instance id kept in the state directory,
+// creating it (random) at the first start.
+func loadInstanceID(dir string) (string, error) {
+	path := filepath.Join(dir, "sluice-instance-id")
+	b, err := os.ReadFile(path)
+	if err == nil {
+		if id := strings.TrimSpace(string(b)); id != "" {
+			return id, nil
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("stream: read instance id: %w", err)
+	}
+	var r [8]byte
+	if _, err := rand.Read(r[:]); err != nil {
+		return "", err
+	}
+	id := hex.EncodeToString(r[:])
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(id+"\n"), 0o644); err != nil {
+		return "", fmt.Errorf("stream: write instance id: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return "", fmt.Errorf("stream: write instance id: %w", err)
+	}
+	return id, nil
+}
+
+// transactionalID of a thread under ExactlyOnce.
+func (a *App) transactionalID(thread int) string {
+	return a.cfg.appID + "-" + a.cfg.instanceID + "-" + strconv.Itoa(thread)
 }
 
 // tp is a topic partition.

@@ -28,7 +28,51 @@ type appConfig struct {
 	deadLetter     string
 	replication    int16
 	cacheBytes     int64
+	guarantee      ProcessingGuarantee
+	intervalSet    bool   // CommitInterval was given
+	instanceID     string // InstanceID, or the one kept in the state dir
 }
+
+// ProcessingGuarantee is what an App promises about each input record's
+// effect on state and outputs after a crash (Kafka Streams'
+// processing.guarantee).
+type ProcessingGuarantee int
+
+const (
+	// AtLeastOnce (the default): after a crash, the records processed
+	// since the last commit are processed again.
+	AtLeastOnce ProcessingGuarantee = iota
+	// ExactlyOnce: each commit is one Kafka transaction per stream thread
+	// (exactly-once v2) carrying the outputs, the changelog writes and the
+	// input offsets; uncommitted work is aborted and state restored. Needs
+	// a broker with transactions (KIP-447: Kafka 2.5+).
+	ExactlyOnce
+)
+
+func (g ProcessingGuarantee) String() string {
+	switch g {
+	case AtLeastOnce:
+		return "at-least-once"
+	case ExactlyOnce:
+		return "exactly-once"
+	}
+	return fmt.Sprintf("ProcessingGuarantee(%d)", int(g))
+}
+
+// Guarantee sets the processing guarantee (default AtLeastOnce). See the
+// package documentation, section Guarantees.
+func Guarantee(g ProcessingGuarantee) AppOpt {
+	return appOptFunc(func(c *appConfig) { c.guarantee = g })
+}
+
+// InstanceID names this instance of the app for its transactional ids
+// under ExactlyOnce (<app-id>-<instance-id>-<thread>). It must be stable
+// across restarts of the same instance and unique among the instances
+// running at the same time. Default: a random id created at the first
+// start and kept in the state directory (file sluice-instance-id), so an
+// instance restarted on the same StateDir reuses its transactional ids and
+// fences its previous incarnation.
+func InstanceID(id string) AppOpt { return appOptFunc(func(c *appConfig) { c.instanceID = id }) }
 
 // AppID sets the application id (required): the consumer group, and the
 // prefix of internal topics (<app-id>-<name>-repartition,
@@ -46,9 +90,12 @@ func Brokers(addrs ...string) AppOpt {
 func StateDir(dir string) AppOpt { return appOptFunc(func(c *appConfig) { c.stateDir = dir }) }
 
 // CommitInterval is how often offsets are committed and caches flushed
-// (default 30s, Kafka Streams' commit.interval.ms under at-least-once).
+// (default 30s under at-least-once, 100ms under exactly-once, as Kafka
+// Streams' commit.interval.ms). Under exactly-once it is how long a
+// transaction stays open: outputs are visible to read_committed consumers
+// only once it commits.
 func CommitInterval(d time.Duration) AppOpt {
-	return appOptFunc(func(c *appConfig) { c.commitInterval = d })
+	return appOptFunc(func(c *appConfig) { c.commitInterval = d; c.intervalSet = true })
 }
 
 // Threads is how many stream threads (each a consumer-group member running
@@ -112,6 +159,13 @@ func (c *appConfig) validate() error {
 		return fmt.Errorf("stream: Threads(%d): need at least 1", c.threads)
 	case c.commitInterval < 0:
 		return fmt.Errorf("stream: CommitInterval(%v) is negative", c.commitInterval)
+	case c.guarantee != AtLeastOnce && c.guarantee != ExactlyOnce:
+		return fmt.Errorf("stream: Guarantee(%v): use stream.AtLeastOnce or stream.ExactlyOnce", c.guarantee)
+	}
+	for _, r := range c.instanceID {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return fmt.Errorf("stream: instance id %q: use letters, digits, '.', '_' and '-'", c.instanceID)
+		}
 	}
 	for _, r := range c.appID {
 		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {

@@ -222,45 +222,49 @@ func TestScaleOutAndTakeOver(t *testing.T) {
 
 func TestGlobalTableEndToEnd(t *testing.T) {
 	for name, start := range clusters {
-		t.Run(name, func(t *testing.T) {
-			addr := start(t)
-			createTopics(t, addr, 3, "countries", "text-lines", "word-counts")
-			cl := client(t, addr, kgo.DefaultProduceTopic("countries"))
-			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-			defer cancel()
-			for k, v := range map[string]string{"fr": "France", "de": "Germany", "it": "Italy"} {
-				if err := cl.ProduceSync(ctx, &kgo.Record{Key: []byte(k), Value: []byte(v)}).FirstErr(); err != nil {
+		for _, g := range []stream.ProcessingGuarantee{stream.AtLeastOnce, stream.ExactlyOnce} {
+			t.Run(name+"/"+g.String(), func(t *testing.T) {
+				addr := start(t)
+				createTopics(t, addr, 3, "countries", "text-lines", "word-counts")
+				cl := client(t, addr, kgo.DefaultProduceTopic("countries"))
+				ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+				defer cancel()
+				for k, v := range map[string]string{"fr": "France", "de": "Germany", "it": "Italy"} {
+					if err := cl.ProduceSync(ctx, &kgo.Record{Key: []byte(k), Value: []byte(v)}).FirstErr(); err != nil {
+						t.Fatal(err)
+					}
+				}
+				b := stream.NewBuilder()
+				stream.GlobalTable(b, "countries", str, str, stream.Materialized("countries"))
+				stream.Stream(b, []string{"text-lines"}, str, str).To("word-counts")
+				topo, err := b.Build()
+				if err != nil {
 					t.Fatal(err)
 				}
-			}
-			b := stream.NewBuilder()
-			stream.GlobalTable(b, "countries", str, str, stream.Materialized("countries"))
-			stream.Stream(b, []string{"text-lines"}, str, str).To("word-counts")
-			topo, err := b.Build()
-			if err != nil {
-				t.Fatal(err)
-			}
-			app := startApp(t, addr, topo)
-			q := stream.Query(app.app, "countries", str, str)
-			// Bootstrapped before the tasks run; later updates follow.
-			if err := cl.ProduceSync(ctx, &kgo.Record{Key: []byte("fr"), Value: nil}).FirstErr(); err != nil {
-				t.Fatal(err)
-			}
-			deadline := time.Now().Add(15 * time.Second)
-			for {
-				got := map[string]string{}
-				for k, v := range q.All() {
-					got[k] = v
+				// Under exactly-once the global table is read with
+				// read_committed (this topic is written without transactions).
+				app := startApp(t, addr, topo, stream.Guarantee(g))
+				q := stream.Query(app.app, "countries", str, str)
+				// Bootstrapped before the tasks run; later updates follow.
+				if err := cl.ProduceSync(ctx, &kgo.Record{Key: []byte("fr"), Value: nil}).FirstErr(); err != nil {
+					t.Fatal(err)
 				}
-				if len(got) == 2 && got["de"] == "Germany" && got["it"] == "Italy" {
-					break
+				deadline := time.Now().Add(15 * time.Second)
+				for {
+					got := map[string]string{}
+					for k, v := range q.All() {
+						got[k] = v
+					}
+					if len(got) == 2 && got["de"] == "Germany" && got["it"] == "Italy" {
+						break
+					}
+					if time.Now().After(deadline) {
+						t.Fatalf("global store %v", got)
+					}
+					time.Sleep(10 * time.Millisecond) // polling a condition with a deadline
 				}
-				if time.Now().After(deadline) {
-					t.Fatalf("global store %v", got)
-				}
-				time.Sleep(10 * time.Millisecond) // polling a condition with a deadline
-			}
-		})
+			})
+		}
 	}
 }
 

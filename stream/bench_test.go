@@ -19,6 +19,13 @@ import (
 
 var benchRuns atomic.Int64
 
+// countOut counts bench-in by key (pebble, record cache) and writes the
+// counts to bench-out.
+func countOut(sb *stream.Builder, seen *atomic.Int64) {
+	s := stream.Stream(sb, []string{"bench-in"}, serde.Bytes(), serde.Bytes()).Peek(func([]byte, []byte) { seen.Add(1) })
+	stream.Count(stream.GroupByKey(s), stream.Materialized("counts")).ToStream().To("bench-out")
+}
+
 // BenchmarkSimple follows Kafka Streams' SimpleBenchmark: a 1-partition
 // source of N records with integer keys over 10k values and 100-byte
 // values, processed by a fresh app per iteration (so each iteration reads
@@ -58,27 +65,34 @@ func BenchmarkSimple(b *testing.B) {
 	cases := []struct {
 		name  string
 		build func(b *stream.Builder, seen *atomic.Int64)
+		opts  []stream.AppOpt
 	}{
 		{"source-sink", func(sb *stream.Builder, seen *atomic.Int64) {
 			stream.Stream(sb, []string{"bench-in"}, keys, serde.Bytes()).Peek(func([]byte, []byte) { seen.Add(1) }).To("bench-out")
-		}},
+		}, nil},
 		{"count-pebble", func(sb *stream.Builder, seen *atomic.Int64) {
 			s := stream.Stream(sb, []string{"bench-in"}, keys, serde.Bytes()).Peek(func([]byte, []byte) { seen.Add(1) })
 			stream.Count(stream.GroupByKey(s), stream.Materialized("counts"))
-		}},
+		}, nil},
 		{"hopping-count", func(sb *stream.Builder, seen *atomic.Int64) {
 			s := stream.Stream(sb, []string{"bench-in"}, keys, serde.Bytes()).Peek(func([]byte, []byte) { seen.Add(1) })
 			stream.WindowedCount(stream.WindowedBy(stream.GroupByKey(s), window.Hopping(time.Minute, 10*time.Second)), stream.Materialized("hopping"))
-		}},
+		}, nil},
 		{"stream-join", func(sb *stream.Builder, seen *atomic.Int64) {
 			l := stream.Stream(sb, []string{"bench-in"}, keys, serde.Bytes())
 			r := stream.Stream(sb, []string{"bench-in2"}, keys, serde.Bytes()).Peek(func([]byte, []byte) { seen.Add(1) })
 			stream.StreamJoin(l, r, stream.JoinTimeDifference(time.Millisecond), func(a, _ []byte) []byte { return a }, stream.InMemory())
-		}},
+		}, nil},
 		{"count-memory", func(sb *stream.Builder, seen *atomic.Int64) {
 			s := stream.Stream(sb, []string{"bench-in"}, keys, serde.Bytes()).Peek(func([]byte, []byte) { seen.Add(1) })
 			stream.Count(stream.GroupByKey(s), stream.Materialized("counts"), stream.InMemory())
-		}},
+		}, nil},
+		// The count with its output topic, at-least-once (commit every
+		// second) and exactly-once (a transaction every 100ms, the
+		// default): the cost of exactly-once.
+		{"count-alos", countOut, []stream.AppOpt{stream.CommitInterval(time.Second)}},
+		{"count-eos", countOut, []stream.AppOpt{stream.Guarantee(stream.ExactlyOnce)}},
+		{"count-eos-1s", countOut, []stream.AppOpt{stream.Guarantee(stream.ExactlyOnce), stream.CommitInterval(time.Second)}},
 	}
 	for _, c := range cases {
 		b.Run(fmt.Sprintf("%s/records=%d", c.name, n), func(b *testing.B) {
@@ -91,8 +105,12 @@ func BenchmarkSimple(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				app, err := stream.NewApp(topo, stream.AppID(fmt.Sprintf("bench-%s-%d", c.name, i)), stream.Brokers(addr),
-					stream.StateDir(b.TempDir()), stream.CommitInterval(time.Second))
+				opts := c.opts
+				if opts == nil {
+					opts = []stream.AppOpt{stream.CommitInterval(time.Second)}
+				}
+				app, err := stream.NewApp(topo, append([]stream.AppOpt{stream.AppID(fmt.Sprintf("bench-%s-%d", c.name, i)), stream.Brokers(addr),
+					stream.StateDir(b.TempDir())}, opts...)...)
 				if err != nil {
 					b.Fatal(err)
 				}

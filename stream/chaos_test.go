@@ -78,9 +78,13 @@ func chaosChild() int {
 	if os.Getenv("SLUICE_CHAOS_NOCACHE") != "" {
 		cache = 0
 	}
+	guarantee := stream.AtLeastOnce
+	if os.Getenv("SLUICE_CHAOS_EOS") != "" {
+		guarantee = stream.ExactlyOnce
+	}
 	app, err := stream.NewApp(topo, stream.AppID(chaosGroup), stream.Brokers(os.Getenv("SLUICE_CHAOS_BROKERS")),
 		stream.StateDir(os.Getenv("SLUICE_CHAOS_STATE")), stream.CommitInterval(50*time.Millisecond),
-		stream.CacheMaxBytes(cache), stream.Logger(log),
+		stream.CacheMaxBytes(cache), stream.Logger(log), stream.Guarantee(guarantee),
 		// A killed member leaves no LeaveGroup behind: the group waits for
 		// its session to expire before the restarted child gets the tasks.
 		stream.ClientOpts(kgo.SessionTimeout(time.Second), kgo.HeartbeatInterval(100*time.Millisecond)))
@@ -124,11 +128,12 @@ func (s *syncBuf) String() string {
 	return s.b.String()
 }
 
-func startChaosChild(t *testing.T, addr, stateDir string, inc int, noCache bool) *chaosProc {
+func startChaosChild(t *testing.T, addr, stateDir string, inc int, noCache bool, env ...string) *chaosProc {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), "SLUICE_CHAOS_CHILD=1", "SLUICE_CHAOS_BROKERS="+addr, "SLUICE_CHAOS_STATE="+stateDir,
 		"SLUICE_CHAOS_INC="+strconv.Itoa(inc))
+	cmd.Env = append(cmd.Env, env...)
 	if noCache {
 		cmd.Env = append(cmd.Env, "SLUICE_CHAOS_NOCACHE=1")
 	}

@@ -15,6 +15,12 @@ var (
 	ErrMissingSerde = errors.New("stream: missing serde")
 	// ErrClosed: the app was closed.
 	ErrClosed = errors.New("stream: app closed")
+	// ErrFenced: under ExactlyOnce, a stream thread's transactional
+	// producer was fenced by a newer one with the same transactional id
+	// (this instance's id is in use by another process: same InstanceID
+	// or StateDir). The app stops with it; it does not rejoin, since two
+	// processes sharing an identity cannot both be right.
+	ErrFenced = errors.New("stream: fenced by another instance")
 )
 
 // ProcessingError is what the processing-error handler receives when a user

@@ -114,11 +114,22 @@ func (a *App) runGlobals(ctx context.Context, wg *sync.WaitGroup) error {
 		byTopic[g.topic] = st
 		topics = append(topics, g.topic)
 	}
-	cl, err := a.newClient(kgo.ConsumeTopics(topics...), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	opts := []kgo.Opt{kgo.ConsumeTopics(topics...), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart())}
+	eos := a.cfg.guarantee == ExactlyOnce
+	if eos {
+		// Committed records only; control records are kept (and not
+		// applied) so the bootstrap sees the position reach the LSO.
+		opts = append(opts, kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords())
+	}
+	cl, err := a.newClient(opts...)
 	if err != nil {
 		return err
 	}
-	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topics...)
+	listEnds := kadm.NewClient(cl).ListEndOffsets
+	if eos {
+		listEnds = kadm.NewClient(cl).ListCommittedOffsets // the LSO
+	}
+	ends, err := listEnds(ctx, topics...)
 	if err == nil {
 		err = ends.Error()
 	}
@@ -148,7 +159,7 @@ func (a *App) runGlobals(ctx context.Context, wg *sync.WaitGroup) error {
 		}
 		var aerr error
 		fs.EachRecord(func(r *kgo.Record) {
-			if aerr == nil {
+			if aerr == nil && !r.Attrs.IsControl() {
 				aerr = applyGlobal(byTopic[r.Topic], r.Key, r.Value)
 			}
 			k := tp{r.Topic, r.Partition}

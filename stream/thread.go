@@ -32,6 +32,14 @@ type thread struct {
 	cl   *kgo.Client
 	log  *slog.Logger
 
+	// Under ExactlyOnce: the client is the session's, and each commit
+	// interval is one transaction.
+	eos      bool
+	sess     *kgo.GroupTransactSession
+	inTxn    bool        // a transaction is begun (client side)
+	produced atomic.Bool // records were produced in the transaction
+	stopping bool        // shutting down: an abort closes tasks without restoring them
+
 	subOf      map[string]int // physical source topic -> sub-topology
 	changelogs map[string]bool
 
@@ -41,6 +49,8 @@ type thread struct {
 		byTP    map[tp]*task
 		offsets map[string]map[int32]kgo.EpochOffset // next offset to commit
 		dirty   bool
+		reset   bool          // EOS: a rebalance revoked or lost partitions; abort and restore
+		pending map[tp]taskID // EOS: assigned partitions whose tasks the next reset creates
 	}
 	cache      *table.Cache // the record cache shared by the thread's stores
 	prodErr    atomic.Pointer[error]
@@ -54,6 +64,7 @@ func newThread(a *App, id int, plan partitionPlan) (*thread, error) {
 	th.mu.tasks = map[taskID]*task{}
 	th.mu.byTP = map[tp]*task{}
 	th.mu.offsets = map[string]map[int32]kgo.EpochOffset{}
+	th.mu.pending = map[tp]taskID{}
 	var topics []string
 	for _, st := range a.topo.subs {
 		for _, src := range st.sources {
@@ -82,7 +93,7 @@ func newThread(a *App, id int, plan partitionPlan) (*thread, error) {
 			return int(partitionFor(r.Key, int32(n)))
 		}
 	})
-	cl, err := a.newClient(
+	opts := []kgo.Opt{
 		kgo.ConsumerGroup(a.cfg.appID),
 		kgo.ConsumeTopics(topics...),
 		kgo.Balancers(&taskBalancer{topo: a.topo, subOf: th.subOf}),
@@ -92,14 +103,34 @@ func newThread(a *App, id int, plan partitionPlan) (*thread, error) {
 		kgo.OnPartitionsRevoked(th.revoked),
 		kgo.OnPartitionsLost(th.lost),
 		kgo.RecordPartitioner(partitioner),
-		kgo.ProducerLinger(5*time.Millisecond),
+		kgo.ProducerLinger(5 * time.Millisecond),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), // Kafka Streams' auto.offset.reset=earliest
 		kgo.ClientID(fmt.Sprintf("%s-thread-%d", a.cfg.appID, id)),
-	)
-	if err != nil {
-		return nil, fmt.Errorf("stream: client: %w", err)
 	}
-	th.cl = cl
+	if a.cfg.guarantee != ExactlyOnce {
+		cl, err := a.newClient(opts...)
+		if err != nil {
+			return nil, fmt.Errorf("stream: client: %w", err)
+		}
+		th.cl = cl
+		return th, nil
+	}
+	// Exactly-once v2: one transactional producer per thread, reading
+	// read_committed; the session commits the polled offsets with
+	// TxnOffsetCommit (group generation checked, KIP-447) and aborts a
+	// transaction that a rebalance cut through.
+	th.eos = true
+	opts = append(opts,
+		kgo.TransactionalID(a.transactionalID(id)),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.RequireStableFetchOffsets(),
+	)
+	sess, err := kgo.NewGroupTransactSession(append(a.clientOpts(), opts...)...)
+	if err != nil {
+		return nil, fmt.Errorf("stream: transactional client: %w", err)
+	}
+	th.sess = sess
+	th.cl = sess.Client()
 	return th, nil
 }
 
@@ -110,11 +141,30 @@ func (th *thread) run(ctx context.Context) (err error) {
 
 func (th *thread) loop(ctx context.Context) error {
 	defer th.cl.Close()
+	if th.eos {
+		// Initialize the producer id now: it fences a previous
+		// incarnation with the same transactional id and aborts its open
+		// transaction, which restores wait for.
+		if _, _, err := th.cl.ProducerID(ctx); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return th.txnError("initialize the transactional producer", err)
+		}
+	}
 	th.lastCommit = time.Now()
 	interval := th.a.cfg.commitInterval
 	for {
 		if ctx.Err() != nil {
-			return th.shutdown()
+			// A poll with a done context returns at once and holds
+			// rebalances off until AllowRebalance, so no rebalance
+			// callback runs during the last commit (under
+			// ExactlyOnce the session's callbacks and End would
+			// deadlock on the thread's lock).
+			th.cl.PollRecords(ctx, 1)
+			err := th.shutdown()
+			th.cl.AllowRebalance()
+			return err
 		}
 		wait := max(interval-time.Since(th.lastCommit), time.Millisecond)
 		pctx, cancel := context.WithTimeout(ctx, min(wait, time.Second))
@@ -144,6 +194,17 @@ func (th *thread) handle(ctx context.Context, fs kgo.Fetches) error {
 	defer th.mu.Unlock()
 	if th.fatal != nil {
 		return th.fatal
+	}
+	if th.eos {
+		if th.mu.reset {
+			// A rebalance revoked or lost partitions during the
+			// transaction: it cannot commit. The fetched records are
+			// dropped (the abort rewinds to the committed offsets).
+			return th.abortLocked(ctx)
+		}
+		if err := th.beginLocked(); err != nil {
+			return err
+		}
 	}
 	var in inRecord
 	fs.EachRecord(func(r *kgo.Record) {
@@ -191,13 +252,17 @@ func (th *thread) handle(ctx context.Context, fs kgo.Fetches) error {
 // commitLocked commits the thread's tasks: caches flush downstream, every
 // produced record (outputs, changelogs) is acknowledged, then the input
 // offsets are committed. Under at-least-once a crash before the last step
-// replays the records since the previous commit.
+// replays the records since the previous commit. Under exactly-once the
+// offsets and the end of the transaction commit it all atomically.
 func (th *thread) commitLocked(ctx context.Context) error {
 	th.lastCommit = time.Now()
 	// A commit runs to its end even when the app is being stopped: a
 	// half-done commit only means more to reprocess.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
+	if th.eos {
+		return th.commitTxnLocked(ctx)
+	}
 	for _, t := range th.mu.tasks {
 		if err := t.flush(); err != nil {
 			return err
@@ -243,9 +308,139 @@ func (th *thread) shutdown() error {
 	defer th.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	th.stopping = true
 	err := th.commitLocked(ctx)
+	if th.eos && err == nil {
+		// The stores hold exactly the committed state: checkpoint them
+		// so the next start restores only the tail.
+		th.checkpointLocked()
+	}
 	th.closeTasksLocked()
 	return err
+}
+
+// beginLocked begins the thread's transaction if none is open.
+func (th *thread) beginLocked() error {
+	if th.inTxn {
+		return nil
+	}
+	if err := th.sess.Begin(); err != nil {
+		return th.txnError("begin transaction", err)
+	}
+	th.inTxn = true
+	return nil
+}
+
+// commitTxnLocked ends the thread's transaction with a commit: caches
+// flush (into the transaction), every produced record is acknowledged, the
+// session commits the input offsets in the transaction (TxnOffsetCommit)
+// and ends it. If the group rebalanced meanwhile, the session aborts
+// instead, and the tasks are restored to the last committed state.
+func (th *thread) commitTxnLocked(ctx context.Context) error {
+	if th.mu.reset {
+		return th.abortLocked(ctx)
+	}
+	if err := th.beginLocked(); err != nil {
+		return err
+	}
+	for _, t := range th.mu.tasks {
+		if err := t.flush(); err != nil {
+			th.abortQuietly(ctx)
+			return err
+		}
+	}
+	if err := th.cl.Flush(ctx); err != nil {
+		th.abortQuietly(ctx)
+		return fmt.Errorf("stream: flush produced records: %w", err)
+	}
+	if e := th.prodErr.Swap(nil); e != nil {
+		th.abortQuietly(ctx)
+		return th.txnError("produce in transaction (aborted)", *e)
+	}
+	if !th.mu.dirty && !th.produced.Load() {
+		return nil // nothing in the transaction: keep it open
+	}
+	t0 := time.Now()
+	committed, err := th.sess.End(ctx, kgo.TryCommit)
+	th.log.Debug("end transaction", "committed", committed, "took", time.Since(t0), "err", err)
+	th.inTxn = false
+	th.produced.Store(false)
+	if err != nil {
+		return th.txnError("commit transaction", err)
+	}
+	if !committed {
+		th.log.Info("transaction aborted (the group rebalanced); restoring the tasks' state")
+		return th.resetTasksLocked(ctx)
+	}
+	th.mu.dirty = false
+	return nil
+}
+
+// abortLocked aborts the open transaction (the session rewinds the
+// consumer to the committed offsets) and restores the tasks' state.
+func (th *thread) abortLocked(ctx context.Context) error {
+	ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	_, err := th.sess.End(ectx, kgo.TryAbort)
+	th.inTxn = false
+	th.produced.Store(false)
+	th.prodErr.Swap(nil)
+	if err != nil {
+		return th.txnError("abort transaction", err)
+	}
+	if err := th.resetTasksLocked(ctx); err != nil && ctx.Err() == nil {
+		return err
+	}
+	return nil // stopping: the loop shuts down
+}
+
+// abortQuietly aborts on a path that fails the thread anyway.
+func (th *thread) abortQuietly(ctx context.Context) {
+	if _, err := th.sess.End(ctx, kgo.TryAbort); err != nil {
+		th.log.Warn("abort transaction", "err", err)
+	}
+	th.inTxn = false
+}
+
+// txnError wraps a transaction error; being fenced (another producer with
+// the thread's transactional id started) wraps ErrFenced.
+func (th *thread) txnError(what string, err error) error {
+	if errors.Is(err, kerr.ProducerFenced) || errors.Is(err, kerr.InvalidProducerEpoch) {
+		return fmt.Errorf("stream: thread %d: %s: %w: another instance runs with transactional id %s (same InstanceID or StateDir): %w",
+			th.id, what, ErrFenced, th.a.transactionalID(th.id), err)
+	}
+	return fmt.Errorf("stream: thread %d: %s: %w", th.id, what, err)
+}
+
+// resetTasksLocked closes every task without committing (their stores'
+// uncommitted writes are discarded: pebble stores, opened without a
+// checkpoint, are wiped at the next open; memory stores are rebuilt) and
+// creates them again, restored from the changelogs' committed records.
+func (th *thread) resetTasksLocked(ctx context.Context) error {
+	th.mu.reset = false
+	th.mu.dirty = false
+	owned := th.mu.pending
+	th.mu.pending = map[tp]taskID{}
+	for k, t := range th.mu.byTP {
+		owned[k] = t.id
+	}
+	th.closeTasksLocked()
+	clear(th.mu.offsets)
+	if th.stopping {
+		return nil
+	}
+	for k, id := range owned {
+		t := th.mu.tasks[id]
+		if t == nil {
+			var err error
+			if t, err = th.newTask(ctx, id); err != nil {
+				return err
+			}
+			th.mu.tasks[id] = t
+		}
+		th.mu.byTP[k] = t
+	}
+	return nil
 }
 
 func (th *thread) closeTasks() {
@@ -280,6 +475,21 @@ func (th *thread) closeTaskLocked(id taskID, t *task) {
 func (th *thread) assigned(ctx context.Context, _ *kgo.Client, assigned map[string][]int32) {
 	th.mu.Lock()
 	defer th.mu.Unlock()
+	if th.eos {
+		// Under exactly-once the tasks are created by the loop after it
+		// has aborted any transaction a revocation cut through: the
+		// restore waits until no transaction is open on the changelogs,
+		// this thread's included.
+		for topic, ps := range assigned {
+			if sub, ok := th.subOf[topic]; ok {
+				for _, p := range ps {
+					th.mu.pending[tp{topic, p}] = taskID{sub: sub, partition: p}
+					th.mu.reset = true
+				}
+			}
+		}
+		return
+	}
 	for topic, ps := range assigned {
 		sub, ok := th.subOf[topic]
 		if !ok {
@@ -306,6 +516,14 @@ func (th *thread) assigned(ctx context.Context, _ *kgo.Client, assigned map[stri
 func (th *thread) revoked(ctx context.Context, _ *kgo.Client, revoked map[string][]int32) {
 	th.mu.Lock()
 	defer th.mu.Unlock()
+	if th.eos {
+		// The session aborts a transaction that a revocation cut
+		// through (it cannot be ended from this callback): the kept
+		// tasks are restored at the next poll.
+		th.mu.reset = th.mu.reset || len(revoked) > 0 && len(th.mu.tasks) > 0
+		th.dropLocked(revoked)
+		return
+	}
 	if err := th.commitLocked(ctx); err != nil {
 		th.log.Warn("commit on revoke failed; records since the last commit will be processed again", "err", err)
 	}
@@ -316,6 +534,7 @@ func (th *thread) revoked(ctx context.Context, _ *kgo.Client, revoked map[string
 func (th *thread) lost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
 	th.mu.Lock()
 	defer th.mu.Unlock()
+	th.mu.reset = th.eos
 	th.dropLocked(lost)
 }
 
@@ -326,6 +545,7 @@ func (th *thread) dropLocked(parts map[string][]int32) {
 			continue
 		}
 		for _, p := range ps {
+			delete(th.mu.pending, tp{topic, p})
 			id := taskID{sub: sub, partition: p}
 			if t := th.mu.tasks[id]; t != nil {
 				th.closeTaskLocked(id, t)
@@ -342,11 +562,13 @@ func (e threadEmitter) send(r outRecord) {
 	for _, h := range r.headers {
 		kr.Headers = append(kr.Headers, kgo.RecordHeader{Key: h.Key, Value: h.Value})
 	}
+	e.th.produced.Store(true)
 	e.th.cl.Produce(context.Background(), kr, e.th.onProduced)
 }
 
 func (e threadEmitter) changelog(st *taskStore, key, value []byte) {
 	kr := &kgo.Record{Topic: e.th.a.changelogTopic(st.def.name), Partition: st.partition, Key: key, Value: value}
+	e.th.produced.Store(true)
 	e.th.cl.Produce(context.Background(), kr, func(r *kgo.Record, err error) {
 		if err != nil {
 			e.th.onProduced(r, err)
@@ -427,7 +649,10 @@ func (th *thread) openStore(def *storeDef, id taskID) (table.Store, error) {
 		return table.NewMemory(), nil
 	}
 	dir := filepath.Join(th.a.cfg.stateDir, id.String(), def.name)
-	p, err := table.OpenPebble(dir, table.Logger(th.log))
+	// Under exactly-once the checkpoint is consumed at open: until the
+	// next clean shutdown the disk may hold uncommitted writes, and a
+	// crash or an abort wipes the store (restored from the changelog).
+	p, err := table.OpenPebble(dir, table.Logger(th.log), table.ExactlyOnce(th.eos))
 	if err != nil {
 		return nil, fmt.Errorf("stream: open store %s of task %s in %s: %w", def.name, id, dir, err)
 	}
@@ -461,8 +686,15 @@ func (th *thread) checkpointLocked() {
 // into kv, returning the records applied and the end offset.
 func (th *thread) restore(ctx context.Context, store string, p int32, from int64, dst table.Store) (int64, int64, error) {
 	topic := th.a.changelogTopic(store)
-	cl, err := th.a.newClient(kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {p: kgo.NewOffset().At(from)}}),
-		kgo.FetchMaxPartitionBytes(4<<20))
+	opts := []kgo.Opt{kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {p: kgo.NewOffset().At(from)}}),
+		kgo.FetchMaxPartitionBytes(4 << 20)}
+	if th.eos {
+		// Only committed changelog records, up to the last stable
+		// offset; control records are kept to see the position move
+		// past transaction markers.
+		opts = append(opts, kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords())
+	}
+	cl, err := th.a.newClient(opts...)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -471,6 +703,11 @@ func (th *thread) restore(ctx context.Context, store string, p int32, from int64
 	ends, err := adm.ListEndOffsets(ctx, topic)
 	if err != nil {
 		return 0, 0, err
+	}
+	if th.eos {
+		if ends, err = th.waitStable(ctx, adm, topic, p, ends); err != nil {
+			return 0, 0, err
+		}
 	}
 	starts, err := adm.ListStartOffsets(ctx, topic)
 	if err != nil {
@@ -489,9 +726,20 @@ func (th *thread) restore(ctx context.Context, store string, p int32, from int64
 	var n int64
 	var batch []rawKV
 	for next := max(from, start.Offset); next < end.Offset; {
-		fs := cl.PollFetches(ctx)
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		fs := cl.PollFetches(pctx)
+		cancel()
 		if err := ctx.Err(); err != nil {
 			return n, 0, err
+		}
+		if pctx.Err() != nil && fs.NumRecords() == 0 {
+			if th.eos {
+				// Below the LSO what is not returned was aborted (its
+				// marker may lie past the LSO, after another
+				// producer's open transaction).
+				break
+			}
+			continue
 		}
 		var ferr error
 		fs.EachError(func(_ string, _ int32, err error) { ferr = err })
@@ -502,6 +750,9 @@ func (th *thread) restore(ctx context.Context, store string, p int32, from int64
 		for it := fs.RecordIter(); !it.Done(); {
 			r := it.Next()
 			next = r.Offset + 1
+			if r.Attrs.IsControl() {
+				continue
+			}
 			batch = append(batch, rawKV{r.Key, r.Value})
 		}
 		c, err := table.Restore(dst, func(yield func([]byte, []byte) bool) {
@@ -520,3 +771,41 @@ func (th *thread) restore(ctx context.Context, store string, p int32, from int64
 }
 
 type rawKV struct{ k, v []byte }
+
+// waitStable waits until no transaction is open on a changelog partition
+// (its last stable offset reaches its high watermark) and returns the end
+// offsets then. A previous owner's transaction may still be committing:
+// restoring without its writes while the input offsets it commits are
+// fetched afterwards would lose updates. Open transactions end within the
+// transaction timeout (a crashed owner's is aborted then, or at once when
+// it restarts with the same transactional id).
+func (th *thread) waitStable(ctx context.Context, adm *kadm.Client, topic string, p int32, ends kadm.ListedOffsets) (kadm.ListedOffsets, error) {
+	deadline := time.Now().Add(2 * time.Minute)
+	logged := false
+	for {
+		lsos, err := adm.ListCommittedOffsets(ctx, topic)
+		if err != nil {
+			return nil, err
+		}
+		lso, ok1 := lsos.Lookup(topic, p)
+		hw, ok2 := ends.Lookup(topic, p)
+		if ok1 && ok2 && lso.Err == nil && hw.Err == nil && lso.Offset >= hw.Offset {
+			return lsos, nil
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("%s-%d: a transaction is still open after 2 minutes (last stable offset %d, end %d)", topic, p, lso.Offset, hw.Offset)
+		}
+		if !logged {
+			th.log.Info("waiting for an open transaction on a changelog to end before restoring", "topic", topic, "partition", p, "lso", lso.Offset, "end", hw.Offset)
+			logged = true
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(50 * time.Millisecond): // polling the broker's LSO
+		}
+		if ends, err = adm.ListEndOffsets(ctx, topic); err != nil {
+			return nil, err
+		}
+	}
+}

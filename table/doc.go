@@ -43,6 +43,10 @@
 //  2. Flush the producer; with exactly-once, commit the transaction that
 //     carries the input offsets; otherwise commit the input offsets.
 //  3. Persistent.Checkpoint(next changelog offset of the task's partition).
+//     Under exactly-once the stream runtime does this only at a clean
+//     shutdown (after the last transaction committed): between commits the
+//     disk may hold writes of the open transaction, which an abort must
+//     discard.
 //
 // On start (task assigned):
 //  1. OpenPebble reads the checkpoint. If it is missing or corrupt (an
@@ -56,8 +60,9 @@
 //  3. Optionally Flush and Checkpoint(end offset), then start processing.
 //
 // Under ExactlyOnce the checkpoint is removed as soon as OpenPebble has
-// read it, so a crash before the next commit wipes the store: the disk may
-// hold writes of transactions that were aborted. Under at-least-once the
+// read it, so a crash (or an abort, which closes and reopens the store)
+// before the next checkpoint wipes the store: the disk may hold writes of
+// transactions that were aborted. Under at-least-once the
 // checkpoint stays, and a crash costs a restore of the tail only; writes
 // after the checkpoint that reached the disk but not the changelog may
 // survive, which at-least-once reprocessing allows (as in Kafka Streams).

@@ -7,6 +7,7 @@
 // changelog). Start several copies to share the work.
 //
 //	go run ./examples/wordcount --brokers 127.0.0.1:9092
+//	go run ./examples/wordcount --brokers 127.0.0.1:9092 --guarantee exactly-once  # read word-counts with read_committed
 //	printf 'hello world\nhello again\n' | sluice produce text-lines
 //	sluice consume word-counts --from-beginning --format '%k %v\n'   # values are 8-byte ints
 package main
@@ -33,7 +34,7 @@ import (
 
 func main() {
 	brokers := flag.String("brokers", "127.0.0.1:9092", "Kafka bootstrap addresses, comma-separated")
-	guarantee := flag.String("guarantee", "at-least-once", "processing guarantee: at-least-once (exactly-once needs broker transactions, not available yet)")
+	guarantee := flag.String("guarantee", "at-least-once", "processing guarantee: at-least-once or exactly-once (transactions; needs Kafka 2.5+ or sluice)")
 	stateDir := flag.String("state-dir", "", "where state lives (default: a directory under the system temp dir)")
 	partitions := flag.Int("partitions", 1, "partitions of text-lines and word-counts when this program creates them")
 	flag.Parse()
@@ -44,8 +45,14 @@ func main() {
 }
 
 func run(brokers, guarantee, stateDir string, partitions int32) error {
-	if guarantee != "at-least-once" {
-		return fmt.Errorf("--guarantee %s: only at-least-once is available until the broker supports transactions", guarantee)
+	var g stream.ProcessingGuarantee
+	switch guarantee {
+	case "at-least-once":
+		g = stream.AtLeastOnce
+	case "exactly-once":
+		g = stream.ExactlyOnce
+	default:
+		return fmt.Errorf("--guarantee %s: use at-least-once or exactly-once", guarantee)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -68,7 +75,10 @@ func run(brokers, guarantee, stateDir string, partitions int32) error {
 		return err
 	}
 	opts := []stream.AppOpt{stream.AppID("wordcount"), stream.Brokers(seeds...), stream.Logger(log),
-		stream.CommitInterval(time.Second)}
+		stream.Guarantee(g)}
+	if g == stream.AtLeastOnce {
+		opts = append(opts, stream.CommitInterval(time.Second))
+	} // exactly-once: the default 100ms (each commit is a transaction)
 	if stateDir != "" {
 		opts = append(opts, stream.StateDir(stateDir))
 	}
@@ -76,7 +86,7 @@ func run(brokers, guarantee, stateDir string, partitions int32) error {
 	if err != nil {
 		return err
 	}
-	log.Info("word count running; stop with Ctrl-C", "brokers", brokers)
+	log.Info("word count running; stop with Ctrl-C", "brokers", brokers, "guarantee", g)
 	return app.Run(ctx)
 }
 
