@@ -55,12 +55,18 @@ func newTaskStore(def *storeDef, base table.Store, p int32, out emitter, cache *
 	st.uncached = layer
 	if def.cached && cache != nil && cache.Max() > 0 {
 		st.cached = true
+		// Old values cost a store read per forwarded entry: windowed
+		// tables never use them (they are not regrouped or filtered).
+		var opts []table.CachedOpt
+		if !def.windowed {
+			opts = append(opts, table.SendOldValues())
+		}
 		layer = table.NewCached(layer, cache, func(k, v, old []byte) error {
 			if st.forward == nil {
 				return nil
 			}
 			return st.forward(k, v, old)
-		}, table.SendOldValues())
+		}, opts...)
 	}
 	st.kv = layer
 	st.query, _ = table.QueryView(base)

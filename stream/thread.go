@@ -52,10 +52,13 @@ type thread struct {
 		reset   bool          // EOS: a rebalance revoked or lost partitions; abort and restore
 		pending map[tp]taskID // EOS: assigned partitions whose tasks the next reset creates
 	}
-	cache      *table.Cache // the record cache shared by the thread's stores
-	prodErr    atomic.Pointer[error]
-	lastCommit time.Time
-	fatal      error // set by callbacks, returned by run
+	cache *table.Cache // the record cache shared by the thread's stores
+
+	lastCheckpoint  time.Time
+	forceCheckpoint bool
+	prodErr         atomic.Pointer[error]
+	lastCommit      time.Time
+	fatal           error // set by callbacks, returned by run
 }
 
 func newThread(a *App, id int, plan partitionPlan) (*thread, error) {
@@ -298,9 +301,19 @@ func (th *thread) commitLocked(ctx context.Context) error {
 		return fmt.Errorf("stream: commit offsets: %w", cerr)
 	}
 	th.mu.dirty = false
-	th.checkpointLocked()
+	// Checkpointing flushes pebble's memtables to disk: do it at most every
+	// checkpointEvery (and when tasks are stopped or revoked), not at every
+	// commit. A restart then restores a longer, but still bounded, tail.
+	if th.stopping || th.forceCheckpoint || time.Since(th.lastCheckpoint) >= checkpointEvery {
+		th.checkpointLocked()
+		th.lastCheckpoint = time.Now()
+	}
 	return nil
 }
+
+// checkpointEvery bounds how often persistent stores are flushed and
+// checkpointed under at-least-once.
+const checkpointEvery = 30 * time.Second
 
 // shutdown commits and closes everything on a clean stop.
 func (th *thread) shutdown() error {
@@ -524,9 +537,11 @@ func (th *thread) revoked(ctx context.Context, _ *kgo.Client, revoked map[string
 		th.dropLocked(revoked)
 		return
 	}
+	th.forceCheckpoint = true
 	if err := th.commitLocked(ctx); err != nil {
 		th.log.Warn("commit on revoke failed; records since the last commit will be processed again", "err", err)
 	}
+	th.forceCheckpoint = false
 	th.dropLocked(revoked)
 }
 
