@@ -98,25 +98,13 @@ func (c *Coordinator) OffsetCommit(req *kmsg.OffsetCommitRequest, partitionExist
 		for pi, rp := range rt.Partitions {
 			sp := kmsg.NewOffsetCommitResponseTopicPartition()
 			sp.Partition = rp.Partition
-			switch {
-			case code != 0:
+			if code != 0 {
 				sp.ErrorCode = code
-			case !partitionExists(rt.Topic, rp.Partition):
-				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
-			case rp.Metadata != nil && len(*rp.Metadata) > c.cfg.MaxMetadataBytes:
-				sp.ErrorCode = kerr.OffsetMetadataTooLarge.Code
-			default:
-				o := offset{offset: rp.Offset, leaderEpoch: rp.LeaderEpoch, committed: now}
-				if req.GetVersion() < 6 {
-					o.leaderEpoch = -1
-				}
-				if rp.Metadata != nil {
-					o.metadata = *rp.Metadata
-				}
-				v := kmsg.NewOffsetCommitValue()
-				v.Version = 3
-				v.Offset, v.LeaderEpoch, v.Metadata, v.CommitTimestamp = o.offset, o.leaderEpoch, o.metadata, now.UnixMilli()
-				kvs = append(kvs, records.KV{Key: offsetKey(req.Group, rt.Topic, rp.Partition), Value: v.AppendTo(nil)})
+			} else if o, kv, ec := c.commitEntry(req.Group, rt.Topic, rp.Partition, rp.Offset, rp.LeaderEpoch, rp.Metadata,
+				req.GetVersion() >= 6, now, partitionExists); ec != 0 {
+				sp.ErrorCode = ec
+			} else {
+				kvs = append(kvs, kv)
 				entries = append(entries, entry{ti, pi, topicPartition{rt.Topic, rp.Partition}, o})
 			}
 			st.Partitions = append(st.Partitions, sp)
@@ -140,6 +128,31 @@ func (c *Coordinator) OffsetCommit(req *kmsg.OffsetCommitRequest, partitionExist
 		g.stateSince = now // an offsets-only group lives as long as its commits are fresh
 	}
 	return resp
+}
+
+// commitEntry checks one partition of an offset commit (plain or
+// transactional) and builds its stored record: the offset, the
+// __consumer_offsets key/value, or a Kafka error code. withEpoch says
+// whether the request version carries leader epochs.
+func (c *Coordinator) commitEntry(group, topic string, p int32, off int64, epoch int32, md *string, withEpoch bool,
+	now time.Time, partitionExists func(string, int32) bool) (offset, records.KV, int16) {
+	switch {
+	case !partitionExists(topic, p):
+		return offset{}, records.KV{}, kerr.UnknownTopicOrPartition.Code
+	case md != nil && len(*md) > c.cfg.MaxMetadataBytes:
+		return offset{}, records.KV{}, kerr.OffsetMetadataTooLarge.Code
+	}
+	o := offset{offset: off, leaderEpoch: epoch, committed: now}
+	if !withEpoch {
+		o.leaderEpoch = -1
+	}
+	if md != nil {
+		o.metadata = *md
+	}
+	v := kmsg.NewOffsetCommitValue()
+	v.Version = 3
+	v.Offset, v.LeaderEpoch, v.Metadata, v.CommitTimestamp = o.offset, o.leaderEpoch, o.metadata, now.UnixMilli()
+	return o, records.KV{Key: offsetKey(group, topic, p), Value: v.AppendTo(nil)}, 0
 }
 
 func (c *Coordinator) offsetCommitCheck(req *kmsg.OffsetCommitRequest) int16 {

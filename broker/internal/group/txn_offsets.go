@@ -68,25 +68,13 @@ func (c *Coordinator) TxnOffsetCommit(req *kmsg.TxnOffsetCommitRequest, partitio
 		for pi, rp := range rt.Partitions {
 			sp := kmsg.NewTxnOffsetCommitResponseTopicPartition()
 			sp.Partition = rp.Partition
-			switch {
-			case code != 0:
+			if code != 0 {
 				sp.ErrorCode = code
-			case !partitionExists(rt.Topic, rp.Partition):
-				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
-			case rp.Metadata != nil && len(*rp.Metadata) > c.cfg.MaxMetadataBytes:
-				sp.ErrorCode = kerr.OffsetMetadataTooLarge.Code
-			default:
-				o := offset{offset: rp.Offset, leaderEpoch: rp.LeaderEpoch, committed: now}
-				if req.GetVersion() < 2 {
-					o.leaderEpoch = -1
-				}
-				if rp.Metadata != nil {
-					o.metadata = *rp.Metadata
-				}
-				v := kmsg.NewOffsetCommitValue()
-				v.Version = 3
-				v.Offset, v.LeaderEpoch, v.Metadata, v.CommitTimestamp = o.offset, o.leaderEpoch, o.metadata, now.UnixMilli()
-				kvs = append(kvs, records.KV{Key: offsetKey(req.Group, rt.Topic, rp.Partition), Value: v.AppendTo(nil)})
+			} else if o, kv, ec := c.commitEntry(req.Group, rt.Topic, rp.Partition, rp.Offset, rp.LeaderEpoch, rp.Metadata,
+				req.GetVersion() >= 2, now, partitionExists); ec != 0 {
+				sp.ErrorCode = ec
+			} else {
+				kvs = append(kvs, kv)
 				entries = append(entries, entry{ti, pi, topicPartition{rt.Topic, rp.Partition}, o})
 			}
 			st.Partitions = append(st.Partitions, sp)
