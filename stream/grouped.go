@@ -41,13 +41,7 @@ func aggregation[K, V, A any](g KGroupedStream[K, V], prefix string, aSerde serd
 	s := g.s
 	b := s.b
 	id := b.seq
-	storeName := o.store
-	if storeName == "" {
-		storeName = o.name
-	}
-	if storeName == "" {
-		storeName = fmt.Sprintf("KSTREAM-%s-STATE-STORE-%010d", prefix, id)
-	}
+	storeName := o.storeName(fmt.Sprintf("KSTREAM-%s-STATE-STORE-%010d", prefix, id))
 	if s.keyChanged {
 		s = repartition(s, storeName, o)
 	}

@@ -86,13 +86,7 @@ func tableAggregation[K, V, A any](g KGroupedTable[K, V], aSerde serde.Serde[A],
 		op.applyOp(&o)
 	}
 	b := g.s.b
-	storeName := o.store
-	if storeName == "" {
-		storeName = o.name
-	}
-	if storeName == "" {
-		storeName = fmt.Sprintf("KTABLE-AGGREGATE-STATE-STORE-%010d", b.seq)
-	}
+	storeName := o.storeName(fmt.Sprintf("KTABLE-AGGREGATE-STATE-STORE-%010d", b.seq))
 	s := repartition(g.s, storeName, o)
 	n, out := attach(s, "KTABLE-AGGREGATE", opOpts{name: o.name}, func(t *task, n *node, next procFn[K, Change[A]]) procFn[K, tableOp[V]] {
 		st := t.stores[storeName]

@@ -27,13 +27,7 @@ func (t KTable[K, V]) StoreName() string { return t.store }
 // Changes with no new value) delete the key.
 func materialize[K, V any](b *Builder, parent *node, prefix string, o opOpts, ks serde.Serde[K], vs serde.Serde[V]) (*node, *outs[K, Change[V]], string, func(t *task) procFn[K, Change[V]]) {
 	id := b.seq
-	storeName := o.store
-	if storeName == "" {
-		storeName = o.name
-	}
-	if storeName == "" {
-		storeName = fmt.Sprintf("KTABLE-%s-STATE-STORE-%010d", prefix, id)
-	}
+	storeName := o.storeName(fmt.Sprintf("KTABLE-%s-STATE-STORE-%010d", prefix, id))
 	n := b.newNode(kindProcessor, "KTABLE-"+prefix, o.name, parent)
 	n.stores = []string{storeName}
 	out := &outs[K, Change[V]]{}

@@ -17,6 +17,18 @@ type optFunc func(*opOpts)
 
 func (f optFunc) applyOp(o *opOpts) { f(o) }
 
+// storeName is the store of a stateful operator: Materialized's name, else
+// Named's, else the generated one.
+func (o opOpts) storeName(generated string) string {
+	switch {
+	case o.store != "":
+		return o.store
+	case o.name != "":
+		return o.name
+	}
+	return generated
+}
+
 func collect(opts []Opt) opOpts {
 	var o opOpts
 	for _, op := range opts {

@@ -61,13 +61,7 @@ func sessionAggregation[K, V, A any](sw SessionWindowedKStream[K, V], prefix str
 	}
 	s := g.s
 	b := s.b
-	storeName := o.store
-	if storeName == "" {
-		storeName = o.name
-	}
-	if storeName == "" {
-		storeName = fmt.Sprintf("KSTREAM-SESSION-%s-STATE-STORE-%010d", prefix, b.seq)
-	}
+	storeName := o.storeName(fmt.Sprintf("KSTREAM-SESSION-%s-STATE-STORE-%010d", prefix, b.seq))
 	if s.keyChanged {
 		s = repartition(s, storeName, o)
 	}

@@ -76,13 +76,7 @@ func windowedAggregation[K, V, A any](w TimeWindowedKStream[K, V], prefix string
 	}
 	s := g.s
 	b := s.b
-	storeName := o.store
-	if storeName == "" {
-		storeName = o.name
-	}
-	if storeName == "" {
-		storeName = fmt.Sprintf("KSTREAM-%s-STATE-STORE-%010d", prefix, b.seq)
-	}
+	storeName := o.storeName(fmt.Sprintf("KSTREAM-%s-STATE-STORE-%010d", prefix, b.seq))
 	if s.keyChanged {
 		s = repartition(s, storeName, o)
 	}
