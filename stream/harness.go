@@ -195,21 +195,27 @@ func (h *Harness) deliver(r outRecord) error {
 }
 
 func (h *Harness) commit() error {
-	for _, id := range h.taskIDs() {
-		if err := h.tasks[id].flush(); err != nil {
-			h.failure = err
-			return err
+	// Flushing may produce records to process (a cache flushed into a
+	// repartition topic), whose processing fills caches again: flush until
+	// nothing is left, so every result of the piped record is out.
+	for {
+		for _, id := range h.taskIDs() {
+			if err := h.tasks[id].flush(); err != nil {
+				h.failure = err
+				return err
+			}
+		}
+		if len(h.queue) == 0 {
+			return nil
+		}
+		for len(h.queue) > 0 {
+			r := h.queue[0]
+			h.queue = h.queue[1:]
+			if err := h.deliver(r); err != nil {
+				return err
+			}
 		}
 	}
-	// Flushing may have produced records to process.
-	for len(h.queue) > 0 {
-		r := h.queue[0]
-		h.queue = h.queue[1:]
-		if err := h.deliver(r); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 func (h *Harness) taskIDs() []taskID {
