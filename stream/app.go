@@ -57,6 +57,9 @@ func NewApp(topo *Topology, opts ...AppOpt) (*App, error) {
 			cfg.commitInterval = 100 * time.Millisecond
 		}
 	}
+	if !cfg.taskIdleSet {
+		cfg.maxTaskIdle = 500 * time.Millisecond
+	}
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}

@@ -29,7 +29,9 @@ type appConfig struct {
 	replication    int16
 	cacheBytes     int64
 	guarantee      ProcessingGuarantee
-	intervalSet    bool   // CommitInterval was given
+	intervalSet    bool // CommitInterval was given
+	maxTaskIdle    time.Duration
+	taskIdleSet    bool
 	instanceID     string // InstanceID, or the one kept in the state dir
 }
 
@@ -96,6 +98,20 @@ func StateDir(dir string) AppOpt { return appOptFunc(func(c *appConfig) { c.stat
 // only once it commits.
 func CommitInterval(d time.Duration) AppOpt {
 	return appOptFunc(func(c *appConfig) { c.commitInterval = d; c.intervalSet = true })
+}
+
+// MaxTaskIdle bounds how long a task whose inputs are several partitions
+// (a join's two topics, a merge) waits for one of them before it processes
+// the others out of timestamp order. A task processes the records of its
+// partitions in timestamp order (Kafka Streams' PartitionGroup); when one
+// partition has nothing buffered but the broker reported records of it that
+// were not fetched yet, the task waits for that fetch, for at most d.
+// Partitions known to be caught up are never waited for (Kafka's
+// max.task.idle.ms=0). Default 500ms; a negative d never waits (records
+// are then ordered only within what one poll returns). Under ExactlyOnce a
+// waiting task delays the thread's next commit by up to d.
+func MaxTaskIdle(d time.Duration) AppOpt {
+	return appOptFunc(func(c *appConfig) { c.maxTaskIdle = d; c.taskIdleSet = true })
 }
 
 // Threads is how many stream threads (each a consumer-group member running

@@ -76,10 +76,16 @@
 // (one partition per task).
 //
 // Event time is each record's timestamp (or a TimestampExtractor's); a
-// task's stream time is the largest it has seen. Records are processed in
-// the order they are fetched, not re-ordered by timestamp across a task's
-// input partitions as Kafka Streams does: give windows and joins a grace
-// period that covers the disorder of the input.
+// task's stream time is the largest it has seen. A task reads its input
+// partitions (a join's two topics, say) in timestamp order, as Kafka
+// Streams' PartitionGroup does: it buffers what it fetched and processes
+// the record with the smallest timestamp among the partitions' next ones.
+// When a partition has nothing buffered but the broker reported records of
+// it that were not fetched yet, the task waits for them, for at most
+// MaxTaskIdle (default 500ms), so a stream-table join started on a backlog
+// sees the table as it was at each stream record's time. Records within
+// one partition keep their offset order: give windows and joins a grace
+// period that covers the disorder within a topic.
 //
 // # Guarantees
 //

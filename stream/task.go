@@ -66,6 +66,7 @@ type task struct {
 	entries map[string]func(*inRecord) // by physical topic
 	memo    map[*node]any              // built processor functions, per node
 	stores  map[string]*taskStore
+	pg      *partitionGroup // the fetched, unprocessed input records (runtime only)
 
 	// The record being processed, for errors, headers and timestamps.
 	cur        *inRecord

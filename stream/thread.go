@@ -58,7 +58,8 @@ type thread struct {
 	forceCheckpoint bool
 	prodErr         atomic.Pointer[error]
 	lastCommit      time.Time
-	fatal           error // set by callbacks, returned by run
+	idleUntil       time.Time // when a task stops waiting for a lagging partition (zero: none waits)
+	fatal           error     // set by callbacks, returned by run
 }
 
 func newThread(a *App, id int, plan partitionPlan) (*thread, error) {
@@ -108,6 +109,10 @@ func newThread(a *App, id int, plan partitionPlan) (*thread, error) {
 		kgo.RecordPartitioner(partitioner),
 		kgo.ProducerLinger(5 * time.Millisecond),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), // Kafka Streams' auto.offset.reset=earliest
+		// Control records move a partition's position past transaction
+		// markers, so a task does not wait for records that are not
+		// there (see partitionGroup); they are not processed.
+		kgo.KeepControlRecords(),
 		kgo.ClientID(fmt.Sprintf("%s-thread-%d", a.cfg.appID, id)),
 	}
 	if a.cfg.guarantee != ExactlyOnce {
@@ -170,6 +175,11 @@ func (th *thread) loop(ctx context.Context) error {
 			return err
 		}
 		wait := max(interval-time.Since(th.lastCommit), time.Millisecond)
+		if !th.idleUntil.IsZero() {
+			// A task waits for a lagging partition: come back when it
+			// stops waiting.
+			wait = min(wait, max(time.Until(th.idleUntil), time.Millisecond))
+		}
 		pctx, cancel := context.WithTimeout(ctx, min(wait, time.Second))
 		fs := th.cl.PollRecords(pctx, 10000)
 		cancel()
@@ -186,7 +196,6 @@ func (th *thread) loop(ctx context.Context) error {
 }
 
 func (th *thread) handle(ctx context.Context, fs kgo.Fetches) error {
-	var fatal error
 	fs.EachError(func(topic string, p int32, err error) {
 		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 			return
@@ -209,36 +218,23 @@ func (th *thread) handle(ctx context.Context, fs kgo.Fetches) error {
 			return err
 		}
 	}
-	var in inRecord
-	fs.EachRecord(func(r *kgo.Record) {
-		if fatal != nil {
-			return
-		}
-		t := th.mu.byTP[tp{r.Topic, r.Partition}]
+	fs.EachPartition(func(p kgo.FetchTopicPartition) {
+		k := tp{p.Topic, p.Partition}
+		t := th.mu.byTP[k]
 		if t == nil {
 			return // revoked meanwhile
 		}
-		in = inRecord{topic: r.Topic, partition: r.Partition, offset: r.Offset, key: r.Key, value: r.Value, ts: r.Timestamp.UnixMilli()}
-		if len(r.Headers) > 0 {
-			in.headers = make([]Header, len(r.Headers))
-			for i, h := range r.Headers {
-				in.headers[i] = Header{Key: h.Key, Value: h.Value}
+		start, end := int64(-1), int64(-1)
+		if p.Err == nil {
+			start, end = p.LogStartOffset, p.HighWatermark
+			if th.eos {
+				end = p.LastStableOffset
 			}
 		}
-		if err := t.process(&in); err != nil {
-			fatal = err
-			return
-		}
-		po := th.mu.offsets[r.Topic]
-		if po == nil {
-			po = map[int32]kgo.EpochOffset{}
-			th.mu.offsets[r.Topic] = po
-		}
-		po[r.Partition] = kgo.EpochOffset{Epoch: r.LeaderEpoch, Offset: r.Offset + 1}
-		th.mu.dirty = true
+		t.pg.add(k, p.Records, start, end)
 	})
-	if fatal != nil {
-		return fatal
+	if err := th.processLocked(false); err != nil {
+		return err
 	}
 	now := time.Now().UnixMilli()
 	for _, t := range th.mu.tasks {
@@ -247,7 +243,52 @@ func (th *thread) handle(ctx context.Context, fs kgo.Fetches) error {
 		}
 	}
 	if time.Since(th.lastCommit) >= th.a.cfg.commitInterval {
+		if th.eos && !th.idleUntil.IsZero() && time.Now().Before(th.idleUntil) {
+			// A transaction commits every polled record's offset, so it
+			// would process the records a task keeps for timestamp order
+			// out of order: commit once the task stops waiting.
+			return nil
+		}
 		return th.commitLocked(ctx)
+	}
+	return nil
+}
+
+// processLocked processes the records buffered by the thread's tasks, each
+// task in timestamp order across its partitions. Unless enforce is set, a
+// task waiting for a lagging partition keeps its records (see
+// partitionGroup); th.idleUntil is when the first such wait ends.
+func (th *thread) processLocked(enforce bool) error {
+	now := time.Now()
+	th.idleUntil = time.Time{}
+	var in inRecord
+	for _, t := range th.mu.tasks {
+		for {
+			r := t.pg.pop(now, enforce)
+			if r == nil {
+				break
+			}
+			in = inRecord{topic: r.Topic, partition: r.Partition, offset: r.Offset, key: r.Key, value: r.Value, ts: r.Timestamp.UnixMilli()}
+			if len(r.Headers) > 0 {
+				in.headers = make([]Header, len(r.Headers))
+				for i, h := range r.Headers {
+					in.headers[i] = Header{Key: h.Key, Value: h.Value}
+				}
+			}
+			if err := t.process(&in); err != nil {
+				return err
+			}
+			po := th.mu.offsets[r.Topic]
+			if po == nil {
+				po = map[int32]kgo.EpochOffset{}
+				th.mu.offsets[r.Topic] = po
+			}
+			po[r.Partition] = kgo.EpochOffset{Epoch: r.LeaderEpoch, Offset: r.Offset + 1}
+			th.mu.dirty = true
+		}
+		if u := t.pg.waitingUntil(); !u.IsZero() && (th.idleUntil.IsZero() || u.Before(th.idleUntil)) {
+			th.idleUntil = u
+		}
 	}
 	return nil
 }
@@ -266,6 +307,9 @@ func (th *thread) commitLocked(ctx context.Context) error {
 	if th.eos {
 		return th.commitTxnLocked(ctx)
 	}
+	// Records fetched but not processed yet (a task waiting for a lagging
+	// partition) stay buffered: th.mu.offsets covers processed records
+	// only.
 	for _, t := range th.mu.tasks {
 		if err := t.flush(); err != nil {
 			return err
@@ -354,6 +398,13 @@ func (th *thread) commitTxnLocked(ctx context.Context) error {
 		return th.abortLocked(ctx)
 	}
 	if err := th.beginLocked(); err != nil {
+		return err
+	}
+	// The session commits the offsets of every polled record: process
+	// them all first (handle defers the commit while a task waits for a
+	// lagging partition, up to MaxTaskIdle).
+	if err := th.processLocked(true); err != nil {
+		th.abortQuietly(ctx)
 		return err
 	}
 	for _, t := range th.mu.tasks {
@@ -636,7 +687,9 @@ func (th *thread) newTask(ctx context.Context, id taskID) (*task, error) {
 		th.a.registerStore(name, id.partition, ts)
 	}
 	env := taskEnv{appID: th.a.cfg.appID, out: out, log: th.log, onError: th.a.cfg.onProcessing, onDeser: th.deserHandler(out), clock: time.Now, metrics: &th.a.metrics, globals: &th.a.globals}
-	return newTask(th.a.topo, id, env, stores), nil
+	t := newTask(th.a.topo, id, env, stores)
+	t.pg = newPartitionGroup(th.a.cfg.maxTaskIdle)
+	return t, nil
 }
 
 func (th *thread) deserHandler(out emitter) func(*DeserializationError) error {

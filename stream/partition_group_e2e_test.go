@@ -1,0 +1,85 @@
+package stream_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicehq/sluice/broker/brokertest"
+	"github.com/sluicehq/sluice/stream"
+)
+
+// TestJoinProcessesInTimestampOrder checks that a task reads its input
+// partitions in timestamp order: a stream-table join started on topics
+// that already hold a table written (in event time) before every click
+// finds every click's user, although the table topic is larger than a
+// fetch and the clicks were written first.
+func TestJoinProcessesInTimestampOrder(t *testing.T) {
+	for _, g := range []stream.ProcessingGuarantee{stream.AtLeastOnce, stream.ExactlyOnce} {
+		t.Run(g.String(), func(t *testing.T) {
+			b := brokertest.Start(t)
+			addr := b.Addr()
+			createTopics(t, addr, 1, "clicks", "users", "enriched")
+			const users, clicks = 3000, 3000
+			base := time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC)
+			cl := client(t, addr)
+			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+			defer cancel()
+			// Clicks first (in wall-clock order), all later in event time
+			// than every user.
+			for i := range clicks {
+				cl.Produce(ctx, &kgo.Record{Topic: "clicks", Key: fmt.Appendf(nil, "u%d", i%users), Value: []byte("click"),
+					Timestamp: base.Add(time.Hour + time.Duration(i)*time.Millisecond)}, nil)
+			}
+			for i := range users {
+				cl.Produce(ctx, &kgo.Record{Topic: "users", Key: fmt.Appendf(nil, "u%d", i), Value: fmt.Appendf(nil, "user-%d-%0200d", i, 0),
+					Timestamp: base.Add(time.Duration(i) * time.Millisecond)}, nil)
+			}
+			if err := cl.Flush(ctx); err != nil {
+				t.Fatal(err)
+			}
+
+			bld := stream.NewBuilder()
+			table := stream.Table(bld, "users", str, str)
+			stream.LeftJoin(stream.Stream(bld, []string{"clicks"}, str, str), table, func(v, user string, found bool) string {
+				if !found {
+					return "unknown"
+				}
+				return "known"
+			}).WithSerdes(str, str).To("enriched")
+			topo, err := bld.Build()
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Small fetches: the users topic takes many of them.
+			startApp(t, addr, topo, stream.AppID("ts-order-"+g.String()), stream.Guarantee(g),
+				stream.ClientOpts(kgo.FetchMaxPartitionBytes(64<<10), kgo.FetchMaxBytes(64<<10)))
+
+			rd := client(t, addr, kgo.ConsumeTopics("enriched"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+				kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+			rctx, rcancel := context.WithTimeout(t.Context(), 60*time.Second)
+			defer rcancel()
+			known, unknown := 0, 0
+			for known+unknown < clicks {
+				fs := rd.PollFetches(rctx)
+				if rctx.Err() != nil {
+					t.Fatalf("only %d of %d joined clicks after 60s", known+unknown, clicks)
+				}
+				fs.EachRecord(func(r *kgo.Record) {
+					if string(r.Value) == "known" {
+						known++
+					} else {
+						unknown++
+					}
+				})
+			}
+			if unknown != 0 {
+				t.Fatalf("%d of %d clicks were joined before their user (processed out of timestamp order)", unknown, clicks)
+			}
+		})
+	}
+}
+
