@@ -41,6 +41,12 @@
 // stop, restart, worker shutdown) causes no duplicates; a crash may repeat
 // the last batch.
 //
+// A task error wrapped with Retriable (Kafka Connect's RetriableException)
+// does not fail the task: Poll, or Put and Flush with the same records, are
+// retried with a backoff (100ms doubling up to errors.retry.max.delay.ms,
+// default 60s) while the task runs, and offsets are committed only after
+// they succeed.
+//
 // Pausing a connector stops its tasks (sink tasks leave their group) and
 // marks them PAUSED; resuming starts them from the committed offsets. Stop
 // (KIP-875) also drops the task configurations. Target states are stored, so

@@ -18,7 +18,37 @@ var (
 	ErrBadRequest = errors.New("connect: bad request")
 	// ErrClosed is returned by Worker methods after the worker stopped.
 	ErrClosed = errors.New("connect: worker closed")
+	// ErrRetriable marks a task error as transient (Kafka Connect's
+	// RetriableException): a database restarting, a lost connection, a
+	// serialization failure. Wrap errors with Retriable.
+	ErrRetriable = errors.New("connect: retriable")
 )
+
+// Retriable marks err as transient. A SourceTask's Poll, or a SinkTask's
+// Put or Flush, returning it is retried after a backoff (100ms, doubling up
+// to errors.retry.max.delay.ms, default 60s) for as long as the task runs,
+// instead of failing the task:
+//
+//   - Poll is called again.
+//   - Put is called again with the same records, then Flush (if the task
+//     is a Flusher): a task that buffers records in Put must accept records
+//     it already holds (an upsert sink naturally does). Offsets are
+//     committed only once Put and Flush succeed.
+//
+// The task stays RUNNING while it retries; each failure is logged.
+func Retriable(err error) error {
+	if err == nil {
+		return nil
+	}
+	return retriableError{err}
+}
+
+type retriableError struct{ err error }
+
+func (e retriableError) Error() string { return e.err.Error() }
+func (e retriableError) Unwrap() []error {
+	return []error{e.err, ErrRetriable}
+}
 
 // InvalidConfigError is returned when a connector configuration does not
 // validate; the REST API answers 400 with Kafka Connect's message.

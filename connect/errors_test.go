@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -73,8 +74,9 @@ func TestDeadLetterQueue(t *testing.T) {
 // flakySink fails its first Put once per failures count, then records
 // what it is given.
 type flakySink struct {
-	failures atomic.Int32
-	mu       sync.Mutex
+	failures  atomic.Int32
+	retriable bool // fail with connect.Retriable
+	mu        sync.Mutex
 	got      []string
 }
 
@@ -94,6 +96,9 @@ func (flakyTask) Start(context.Context, map[string]string) error { return nil }
 func (flakyTask) Stop() error                                    { return nil }
 func (t flakyTask) Put(_ context.Context, recs []connect.SinkRecord) error {
 	if t.s.failures.Add(-1) >= 0 {
+		if t.s.retriable {
+			return connect.Retriable(errors.New("database restarting"))
+		}
 		return errors.New("database unavailable")
 	}
 	t.s.mu.Lock()
@@ -153,6 +158,87 @@ func TestFailedTaskRestart(t *testing.T) {
 	if got := fs.values(); !slices.Equal(got, []string{"a", "b"}) {
 		t.Fatalf("delivered %q", got)
 	}
+}
+
+// TestRetriableErrors: a sink's Put and a source's Poll failing with
+// connect.Retriable are retried with a backoff, the task staying RUNNING,
+// and every record arrives once.
+func TestRetriableErrors(t *testing.T) {
+	b := brokertest.Start(t)
+	createTopic(t, b.Addr(), "orders", 1)
+	produce(t, b.Addr(), "orders", `"a"`, `"b"`)
+	fs := &flakySink{retriable: true}
+	fs.failures.Store(3)
+	src := &flakySource{}
+	src.failures.Store(2)
+	w, err := connect.NewWorker(connect.Brokers(kgo.SeedBrokers(b.Addr())), connect.WorkerID("w"),
+		connect.Plugins(connect.Plugin{Class: "flaky", Sink: func() connect.Sink { return fs }},
+			connect.Plugin{Class: "flaky-source", Source: func() connect.Source { return src }}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done; w.Close() })
+
+	if _, err := w.Create(t.Context(), "flaky", map[string]string{"connector.class": "flaky", "topics": "orders",
+		"errors.retry.max.delay.ms": "200"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Create(t.Context(), "flaky-source", map[string]string{"connector.class": "flaky-source"}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "sink records delivered", func() bool { return len(fs.values()) == 2 })
+	if got := fs.values(); !slices.Equal(got, []string{"a", "b"}) {
+		t.Fatalf("delivered %q", got)
+	}
+	if s := taskStates(status(t, w, "flaky")); s != "RUNNING/RUNNING" {
+		t.Fatalf("sink after retries: %s", s)
+	}
+	if n := fs.failures.Load(); n >= 0 {
+		t.Fatalf("Put was not retried through its failures (%d left)", n+1)
+	}
+	if got := consumeN(t, b.Addr(), "flaky-out", 1); string(got[0].Value) != `"x"` {
+		t.Fatalf("source record %q", got[0].Value)
+	}
+	if s := taskStates(status(t, w, "flaky-source")); s != "RUNNING/RUNNING" {
+		t.Fatalf("source after retries: %s", s)
+	}
+}
+
+// flakySource fails Poll with a retriable error failures times, then
+// returns one record once.
+type flakySource struct {
+	failures atomic.Int32
+	sent     atomic.Bool
+}
+
+func (s *flakySource) Validate(map[string]string) []connect.ConfigError { return nil }
+func (s *flakySource) TaskConfigs(map[string]string, int) ([]map[string]string, error) {
+	return []map[string]string{{}}, nil
+}
+func (s *flakySource) NewTask() connect.SourceTask { return flakySourceTask{s} }
+
+type flakySourceTask struct{ s *flakySource }
+
+func (flakySourceTask) Start(context.Context, map[string]string, connect.OffsetReader) error {
+	return nil
+}
+func (flakySourceTask) Stop() error { return nil }
+func (t flakySourceTask) Poll(ctx context.Context) ([]connect.SourceRecord, error) {
+	if t.s.failures.Add(-1) >= 0 {
+		return nil, connect.Retriable(errors.New("replication connection lost"))
+	}
+	if t.s.sent.Swap(true) {
+		select {
+		case <-ctx.Done():
+		case <-time.After(50 * time.Millisecond): // an idle source's poll wait
+		}
+		return nil, nil
+	}
+	return []connect.SourceRecord{{Record: connect.Record{Topic: "flaky-out", Value: "x"},
+		SourcePartition: map[string]any{"p": "0"}, SourceOffset: map[string]any{"o": 1}}}, nil
 }
 
 // TestSourceErrorTolerance: a source record failing a transformation fails

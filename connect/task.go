@@ -80,11 +80,18 @@ func (w *Worker) runSource(ctx context.Context, name string, id int, t SourceTas
 	if err := t.Start(ctx, tc, offsetReader{w, name}); err != nil {
 		return fmt.Errorf("start: %w", err)
 	}
+	retry := newBackoff(config)
 	for ctx.Err() == nil {
 		recs, err := t.Poll(ctx)
 		if err != nil && ctx.Err() == nil {
+			if errors.Is(err, ErrRetriable) {
+				w.log.Warn("connect: poll failed; retrying", "connector", name, "task", id, "in", retry.next(), "err", err)
+				retry.wait(ctx)
+				continue
+			}
 			return fmt.Errorf("poll: %w", err)
 		}
+		retry.reset()
 		if len(recs) == 0 {
 			continue
 		}
@@ -270,9 +277,7 @@ func (w *Worker) runSink(ctx context.Context, name string, id int, t SinkTask, c
 			cl.AllowRebalance()
 			continue
 		}
-		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
-		err := w.deliverSink(fctx, cl, name, id, t, recs, ch, kc, vc, tolerateAll, dlq, dlqHeaders)
-		cancel()
+		err := w.deliverSink(ctx, cl, name, id, t, recs, ch, kc, vc, tolerateAll, dlq, dlqHeaders, newBackoff(config))
 		if err != nil {
 			return err
 		}
@@ -281,7 +286,14 @@ func (w *Worker) runSink(ctx context.Context, name string, id int, t SinkTask, c
 	return nil
 }
 
-func (w *Worker) deliverSink(ctx context.Context, cl *kgo.Client, name string, id int, t SinkTask, recs []*kgo.Record, ch chain, kc, vc Converter, tolerateAll bool, dlq string, dlqHeaders bool) error {
+// deliverSink converts and transforms a polled batch, hands it to the task
+// and commits its offsets. What was polled is delivered even when the task
+// is being stopped (ctx done), within finishTimeout, so that a clean stop
+// causes no duplicates; retriable errors are retried until ctx is done.
+func (w *Worker) deliverSink(ctx context.Context, cl *kgo.Client, name string, id int, t SinkTask, recs []*kgo.Record, ch chain, kc, vc Converter, tolerateAll bool, dlq string, dlqHeaders bool, retry *backoff) error {
+	stop := ctx
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
+	defer func() { cancel() }()
 	out := make([]SinkRecord, 0, len(recs))
 	var dead []*kgo.Record
 	for _, kr := range recs {
@@ -322,19 +334,42 @@ func (w *Worker) deliverSink(ctx context.Context, cl *kgo.Client, name string, i
 			return fmt.Errorf("dead letter queue %s: %w", dlq, err)
 		}
 	}
-	if len(out) > 0 {
-		if err := t.Put(ctx, out); err != nil {
-			return fmt.Errorf("put: %w", err)
+	put := func(ctx context.Context) error {
+		if len(out) > 0 {
+			if err := t.Put(ctx, out); err != nil {
+				return fmt.Errorf("put: %w", err)
+			}
 		}
+		if f, ok := t.(Flusher); ok {
+			offsets := map[TopicPartition]int64{}
+			for _, kr := range recs {
+				offsets[TopicPartition{kr.Topic, kr.Partition}] = kr.Offset + 1
+			}
+			if err := f.Flush(ctx, offsets); err != nil {
+				return fmt.Errorf("flush: %w", err)
+			}
+		}
+		return nil
 	}
-	if f, ok := t.(Flusher); ok {
-		offsets := map[TopicPartition]int64{}
-		for _, kr := range recs {
-			offsets[TopicPartition{kr.Topic, kr.Partition}] = kr.Offset + 1
+	for {
+		err := put(ctx)
+		if err == nil {
+			retry.reset()
+			break
 		}
-		if err := f.Flush(ctx, offsets); err != nil {
-			return fmt.Errorf("flush: %w", err)
+		if !errors.Is(err, ErrRetriable) || stop.Err() != nil {
+			return err
 		}
+		w.log.Warn("connect: sink task failed; retrying the batch", "connector", name, "task", id, "in", retry.next(), "err", err)
+		retry.wait(stop)
+		if stop.Err() != nil {
+			return err // stopping: the batch is delivered again after a restart
+		}
+		// A fresh finishing budget for the next attempt.
+		cancel()
+		var next context.CancelFunc
+		ctx, next = context.WithTimeout(context.WithoutCancel(stop), finishTimeout)
+		cancel = next
 	}
 	if err := cl.CommitRecords(ctx, recs...); err != nil {
 		return fmt.Errorf("commit offsets: %w", err)
@@ -364,3 +399,39 @@ func deadLetter(kr *kgo.Record, topic string, withHeaders bool, name string, id 
 	h("exception.stacktrace", err.Error())
 	return d
 }
+
+// backoff spaces the retries of a task's retriable errors: 100ms, doubling
+// up to errors.retry.max.delay.ms (Kafka Connect's name; default 60s).
+type backoff struct {
+	cur, max time.Duration
+}
+
+func newBackoff(config map[string]string) *backoff {
+	b := &backoff{max: time.Minute}
+	if ms, err := strconv.ParseInt(config["errors.retry.max.delay.ms"], 10, 64); err == nil && ms > 0 {
+		b.max = time.Duration(ms) * time.Millisecond
+	}
+	return b
+}
+
+// next returns the delay the next wait will take.
+func (b *backoff) next() time.Duration {
+	if b.cur == 0 {
+		return min(100*time.Millisecond, b.max)
+	}
+	return b.cur
+}
+
+// wait sleeps for the next delay or until ctx is done, and doubles it.
+func (b *backoff) wait(ctx context.Context) {
+	d := b.next()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	b.cur = min(2*d, b.max)
+}
+
+func (b *backoff) reset() { b.cur = 0 }
