@@ -77,7 +77,7 @@ type flakySink struct {
 	failures  atomic.Int32
 	retriable bool // fail with connect.Retriable
 	mu        sync.Mutex
-	got      []string
+	got       []string
 }
 
 func (s *flakySink) Validate(map[string]string) []connect.ConfigError { return nil }
