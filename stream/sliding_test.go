@@ -1,6 +1,7 @@
 package stream_test
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"reflect"
@@ -429,3 +430,39 @@ func TestSlidingSuppressUntilWindowCloses(t *testing.T) {
 }
 
 func ts(ms int64) time.Time { return time.UnixMilli(ms) }
+
+// Sliding windows leave the store at commit once they started more than
+// the retention (default 2 × time difference + grace) before stream time.
+func TestSlidingWindowRetention(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		spec window.SlidingSpec
+		want int
+	}{
+		{"default", window.Sliding(10 * time.Millisecond), 1},
+		{"longer", window.Sliding(10 * time.Millisecond).Retention(time.Second), 4},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			d, in := slidingDriver(t, tt.spec, concat)
+			in.Pipe("a", "1", ts(100))
+			in.Pipe("a", "2", ts(105)) // [90,100], [95,105], [101,111]
+			ks := window.KeySerde(str, 10*time.Millisecond)
+			if n := len(streamtest.Store(d, "sliding", ks, str)); n != 3 {
+				t.Fatalf("%d windows in the store, want 3", n)
+			}
+			in.Pipe("a", "3", ts(200)) // default: windows starting before 180 expire
+			if got := streamtest.Store(d, "sliding", ks, str); len(got) != tt.want {
+				t.Fatalf("store after retention: %v, want %d windows", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestSlidingWindowedByInvalidSpec(t *testing.T) {
+	b := stream.NewBuilder()
+	s := stream.Stream(b, []string{"in"}, str, str)
+	stream.SlidingCount(stream.SlidingWindowedBy(stream.GroupByKey(s), window.Sliding(0)))
+	if _, err := b.Build(); !errors.Is(err, stream.ErrInvalidTopology) {
+		t.Fatalf("Build: %v, want ErrInvalidTopology", err)
+	}
+}
