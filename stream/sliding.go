@@ -146,6 +146,11 @@ type slidingProc[K, V, A any] struct {
 
 func (p *slidingProc[K, V, A]) process(r rec[K, V]) {
 	t := p.t
+	if r.ts < 0 {
+		// No window holds negative time (tumbling and hopping windows
+		// skip such records too).
+		return
+	}
 	closeTime := t.streamTime - p.grace
 	if r.ts+1+p.diff <= closeTime {
 		// Even the record's right window, the latest one it can be in,

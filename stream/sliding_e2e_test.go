@@ -53,6 +53,11 @@ func TestSlidingCountRestart(t *testing.T) {
 	// left window of 4. Queries see the counts (as int64) without the
 	// stored timestamps.
 	waitProcessed(t, app.app, "counts", 6)
+	q := stream.Query(app.app, "counts", window.KeySerde(str, 10*time.Second), i64)
+	n, ok, err := q.Get(window.Windowed[string]{Key: "a", Window: window.Window{Start: base.Add(time.Second).UnixMilli()}})
+	if err != nil || !ok || n != 3 {
+		t.Fatalf("query a@[1,11]: %d %v %v, want 3", n, ok, err)
+	}
 	app.stop(t)
 
 	send("a", 9*time.Second)  // out of order, within grace: updates three windows, creates two
