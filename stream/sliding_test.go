@@ -466,3 +466,66 @@ func TestSlidingWindowedByInvalidSpec(t *testing.T) {
 		t.Fatalf("Build: %v, want ErrInvalidTopology", err)
 	}
 }
+
+// Random records (repeated timestamps, early records, any order, all within
+// grace) against a brute-force definition of sliding windows: each record r
+// has the window [r-d, r] ([0, d] when r < d) and, when a record falls in
+// (r, r+1+d], the window [r+1, r+1+d]; a window counts the records in it,
+// bounds included, and its updates carry the latest one's timestamp. No
+// other window may exist.
+func TestSlidingCountMatchesDefinition(t *testing.T) {
+	const diff = 10
+	for seed := range uint64(200) {
+		rng := rand.New(rand.NewPCG(seed, 1))
+		recs := make([]int64, 1+rng.IntN(15))
+		for i := range recs {
+			recs[i] = rng.Int64N(60)
+		}
+		type win struct{ count, maxTs int64 }
+		want := map[int64]win{}
+		add := func(start int64) {
+			w := win{maxTs: -1}
+			for _, r := range recs {
+				if r >= start && r <= start+diff {
+					w.count++
+					w.maxTs = max(w.maxTs, r)
+				}
+			}
+			want[start] = w
+		}
+		for _, r := range recs {
+			add(max(0, r-diff))
+			for _, q := range recs {
+				if q > r && q <= r+1+diff {
+					add(r + 1)
+				}
+			}
+		}
+
+		b := stream.NewBuilder()
+		s := stream.Stream(b, []string{"in"}, str, str)
+		stream.SlidingCount(stream.SlidingWindowedBy(stream.GroupByKey(s), window.Sliding(diff*time.Millisecond).Grace(time.Second)),
+			stream.Materialized("counts")).ToStream().To("out")
+		topo, err := b.Build()
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := streamtest.New(t, topo)
+		in := streamtest.Input(d, "in", str, str)
+		for _, r := range recs {
+			in.Pipe("k", "", ts(r))
+		}
+		ks := window.KeySerde(str, diff*time.Millisecond)
+		got := map[int64]win{}
+		for _, o := range streamtest.Output(d, "out", ks, i64).ReadRecords() {
+			got[o.Key.Window.Start] = win{o.Value, o.Timestamp.UnixMilli()}
+		}
+		stored := map[int64]win{}
+		for k, n := range streamtest.Store(d, "counts", ks, i64) {
+			stored[k.Window.Start] = win{n, got[k.Window.Start].maxTs}
+		}
+		if !reflect.DeepEqual(got, want) || !reflect.DeepEqual(stored, want) {
+			t.Fatalf("seed %d, records %v:\n last updates %v\n store        %v\n want         %v", seed, recs, got, stored, want)
+		}
+	}
+}
