@@ -78,6 +78,17 @@ func BenchmarkSimple(b *testing.B) {
 			s := stream.Stream(sb, []string{"bench-in"}, keys, serde.Bytes()).Peek(func([]byte, []byte) { seen.Add(1) })
 			stream.WindowedCount(stream.WindowedBy(stream.GroupByKey(s), window.Hopping(time.Minute, 10*time.Second)), stream.Materialized("hopping"))
 		}, nil},
+		// Event time is the offset in ms, so each key (every 10,000th
+		// record) has a record every 10 s and a 1-minute sliding window
+		// holds about 6 of them: each record updates or creates about 8
+		// windows, near hopping-count's 6.
+		{"sliding-count", func(sb *stream.Builder, seen *atomic.Int64) {
+			byOffset := stream.TimestampExtractor(func(_ string, _ int32, off int64, _ time.Time, _, _ []byte) time.Time {
+				return time.UnixMilli(1_800_000_000_000 + off)
+			})
+			s := stream.Stream(sb, []string{"bench-in"}, keys, serde.Bytes(), byOffset).Peek(func([]byte, []byte) { seen.Add(1) })
+			stream.SlidingCount(stream.SlidingWindowedBy(stream.GroupByKey(s), window.Sliding(time.Minute)), stream.Materialized("sliding"))
+		}, nil},
 		{"stream-join", func(sb *stream.Builder, seen *atomic.Int64) {
 			l := stream.Stream(sb, []string{"bench-in"}, keys, serde.Bytes())
 			r := stream.Stream(sb, []string{"bench-in2"}, keys, serde.Bytes()).Peek(func([]byte, []byte) { seen.Add(1) })

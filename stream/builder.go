@@ -50,6 +50,10 @@ type storeDef struct {
 	windowed    bool  // keys end with an 8-byte window start (window.KeySerde)
 	retentionMs int64 // windowed: windows older than this (by start, vs stream time) are dropped
 	users       []*node
+
+	// valueTimestamps: values start with an 8-byte timestamp that only the
+	// owning operator reads (sliding windows); queries see the rest.
+	valueTimestamps bool
 }
 
 // Builder builds a topology. Create streams and tables with the package

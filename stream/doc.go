@@ -50,6 +50,18 @@
 //     final results (UntilWindowCloses) or rate-limits (UntilTimeLimit).
 //     Windowed keys use Kafka Streams' byte formats (window.KeySerde,
 //     window.SessionKeySerde); Unwindow leaves the windowed world.
+//   - Sliding windows (Kafka Streams' SlidingWindows, KIP-450):
+//     SlidingWindowedBy with SlidingCount, Reduce, SlidingAggregate, into a
+//     WindowedKTable. Windows follow the records, not the epoch: each record
+//     has a window [ts - d, ts] over the records of its key in the time
+//     difference d before it, and a window [ts + 1, ts + 1 + d] once a
+//     later record falls there; records before d share [0, d]. Both bounds
+//     are inclusive: a sliding result's Window has End = Start + d (what
+//     window.KeySerde with size d decodes), it takes records until stream
+//     time passes End + grace, and UntilWindowCloses emits it then. Updates
+//     carry the timestamp of the window's latest record. Sliding-window
+//     stores are not cached: every update goes downstream and to the
+//     changelog.
 //   - Joins: StreamJoin, StreamLeftJoin, StreamOuterJoin within
 //     JoinWindows (unmatched records of left/outer joins come out once
 //     their window and grace have closed); Join and LeftJoin of a stream

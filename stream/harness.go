@@ -268,7 +268,7 @@ func (h *Harness) StoreScan(name string, fn func(partition int32, k, v []byte) b
 		}
 		stop := false
 		if err := st.scan(st.kv, nil, nil, func(k, v []byte) bool {
-			if !fn(id.partition, k, v) {
+			if !fn(id.partition, k, st.def.userValue(v)) {
 				stop = true
 				return false
 			}

@@ -73,6 +73,9 @@ func newTaskStore(def *storeDef, base table.Store, p int32, out emitter, cache *
 	if st.query == nil {
 		st.query = base
 	}
+	if def.valueTimestamps {
+		st.query = valueView{st.query}
+	}
 	st.persist, _ = base.(table.Persistent)
 	st.logEnd.Store(-1)
 	return st

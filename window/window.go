@@ -14,7 +14,8 @@ import (
 
 // Window is a half-open interval of event time [Start, End), in
 // milliseconds since the epoch. Session windows are closed intervals
-// [Start, End] of the records they hold, as in Kafka Streams.
+// [Start, End] of the records they hold, as in Kafka Streams, and so are
+// sliding windows, whose End is Start + time difference (see SlidingSpec).
 type Window struct {
 	Start, End int64
 }
