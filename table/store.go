@@ -99,6 +99,14 @@ type BatchWriter interface {
 	WriteBatch(records iter.Seq2[[]byte, []byte]) (int, error)
 }
 
+// RangeDeleter is an optional capability of a Store: it deletes every key
+// in [from, to) at once, much faster than one Delete each (pebble writes one
+// range tombstone). from and to must be non-nil; from >= to deletes
+// nothing. Segmented stores use it to drop expired segments.
+type RangeDeleter interface {
+	DeleteRange(from, to []byte) error
+}
+
 // Queryable is an optional capability of a Store: a read-only view that
 // other goroutines (an HTTP handler, say) may use while the task writes.
 // The Memory and Pebble stores implement it; use QueryView to find it
