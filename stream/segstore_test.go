@@ -185,7 +185,9 @@ func seqStrings[K, V any](seq iter.Seq2[K, V], f func(K, V) string) []string {
 	return out
 }
 
-func winStr(w window.Window, v int64) string { return fmt.Sprintf("[%d,%d)=%d", w.Start/1000, w.End/1000, v) }
+func winStr(w window.Window, v int64) string {
+	return fmt.Sprintf("[%d,%d)=%d", w.Start/1000, w.End/1000, v)
+}
 
 func windowedStr(w window.Windowed[string], v int64) string {
 	return fmt.Sprintf("%s@%d=%d", w.Key, w.Window.Start/1000, v)
