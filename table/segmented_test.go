@@ -498,3 +498,57 @@ func TestCachedDirtyRange(t *testing.T) {
 	c.DirtyRange(nil, nil, func(k, v []byte, deleted bool) bool { got = append(got, string(k)); return true })
 	wantList(t, "dirty after flush", got)
 }
+
+// TestSegmentedViewConcurrentWithWrites reads the query view while the
+// owner writes and segments expire (run it with -race): fetches stay in
+// time order and see only records of the fetched key.
+func TestSegmentedViewConcurrentWithWrites(t *testing.T) {
+	forEachSegmented(t, WindowLayout, func(t *testing.T, s *Segmented) {
+		v := s.View()
+		done := make(chan struct{})
+		errc := make(chan error, 1)
+		go func() {
+			defer close(errc)
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				last := int64(math.MinInt64)
+				it := v.Fetch([]byte("a"), 0, math.MaxInt64)
+				for k := range it.All() {
+					key, times, _ := WindowLayout.split(k)
+					ts := int64(binary.BigEndian.Uint64(times))
+					if string(key) != "a" || ts < last {
+						errc <- fmt.Errorf("fetch yielded %s after time %d", extString(WindowLayout, k), last)
+						return
+					}
+					last = ts
+				}
+				if err := it.Err(); err != nil {
+					errc <- err
+					return
+				}
+				for range v.FetchAll(0, math.MaxInt64).All() {
+				}
+			}
+		}()
+		for ts := int64(0); ts < 5000; ts += 3 {
+			for _, k := range []string{"a", "ab", "b"} {
+				if err := s.Put(wk(k, ts), []byte("v")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if ts%90 == 0 {
+				if err := s.Expire(ts); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		close(done)
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+	})
+}
