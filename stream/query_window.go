@@ -9,7 +9,7 @@ import (
 	"net/http"
 	"sort"
 	"strconv"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluicehq/sluice/serde"
@@ -44,14 +44,15 @@ func (a *App) segmentedStores(name string, l table.Layout) ([]*taskStore, error)
 
 // queryErr remembers the error that ended a query's last scan.
 type queryErr struct {
-	mu  sync.Mutex
-	err error
+	err atomic.Pointer[error]
 }
 
 func (e *queryErr) set(err error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.err = err
+	if err == nil {
+		e.err.Store(nil)
+		return
+	}
+	e.err.Store(&err)
 }
 
 // Err returns the error that ended the last scan of the query early (nil
@@ -60,9 +61,10 @@ func (e *queryErr) set(err error) {
 // during the scan (a rebalance; scan again). A scan that failed looks like
 // a scan that ended: check Err after the loop.
 func (e *queryErr) Err() error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.err
+	if p := e.err.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 // QueryableWindowStore reads a running app's window store (the store of a
@@ -293,7 +295,6 @@ func (q *QueryableSessionStore[K, V]) All() iter.Seq2[window.Windowed[K], V] {
 // T is RFC 3339 or milliseconds since the epoch; a missing from or to
 // leaves that side open. Bad parameters get 400, a failed read 500.
 func WindowStoreHandler[K, V any](a *App, store string, k serde.Serde[K], v serde.Serde[V], parseKey func(string) (K, error)) http.Handler {
-	q := QueryWindows(a, store, k, v)
 	fail := func(w http.ResponseWriter, code int, err error) {
 		w.WriteHeader(code)
 		_ = json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
@@ -321,9 +322,9 @@ func WindowStoreHandler[K, V any](a *App, store string, k serde.Serde[K], v serd
 			Value V     `json:"value"`
 		}
 		entries := []entry{}
-		// Err is per query value and handlers run concurrently: use a
-		// query of this request's own.
-		rq := QueryWindows(q.a, q.name, q.ks, q.vs)
+		// Err belongs to a query value and requests run concurrently:
+		// one query per request.
+		rq := QueryWindows(a, store, k, v)
 		if ks := r.URL.Query().Get("key"); ks != "" {
 			key, err := parseKey(ks)
 			if err != nil {

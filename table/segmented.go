@@ -82,14 +82,6 @@ func (l Layout) External(dst, key []byte, times ...int64) []byte {
 	return dst
 }
 
-// Errors of Segmented stores, in addition to those of the store below.
-var (
-	// ErrBadKey is returned by the writes of a Segmented store given a key
-	// that its Layout cannot read (too short, or a wrong length prefix). It
-	// is a bug of the caller; retrying does not help.
-	ErrBadKey = errors.New("table: key does not fit the store's layout")
-)
-
 // DefaultSegmentInterval returns the segment interval a Segmented store
 // uses for a retention of retentionMs unless told otherwise: half the
 // retention, at least a minute (Kafka Streams' rule).

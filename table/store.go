@@ -22,6 +22,11 @@ var (
 	// wiping the local copy and restoring from the changelog; it reaches
 	// callers only from ReadCheckpoint.
 	ErrCorruption = errors.New("table: corruption")
+
+	// ErrBadKey is returned by the writes of a Segmented store given a key
+	// that its Layout cannot read (too short, or a wrong length prefix). It
+	// is a bug of the caller; retrying does not help.
+	ErrBadKey = errors.New("table: key does not fit the store's layout")
 )
 
 // ReadOnly is the read half of a key-value store.
