@@ -154,7 +154,11 @@ func BenchmarkRestore(b *testing.B) {
 // then expire. layout=flat is what the stream runtime did before segmented
 // stores: scan the whole store and delete the expired windows one by one.
 // layout=segmented is a Segmented store (60 s segments, dropped with a
-// range delete).
+// range delete). Measured on a shared 2-core machine (-benchtime 120x and
+// 200x, loads from quiet to busy): flat 20-47 ms/op on memory and 26-67
+// ms/op on pebble; segmented 2.0-4.7 ms/op on either, mostly the 1,000
+// puts. Segmented stores hold expired windows until their segment goes (up
+// to retention + interval: 160 s of windows here, against 100 s).
 func BenchmarkWindowExpiry(b *testing.B) {
 	const (
 		keys      = 1000
