@@ -552,3 +552,31 @@ func TestSegmentedViewConcurrentWithWrites(t *testing.T) {
 		}
 	})
 }
+
+// TestSegmentedWithoutRangeDeleter drops segments by scanning and deleting
+// when the store below cannot delete ranges, and restores without
+// BatchWriter.
+func TestSegmentedWithoutRangeDeleter(t *testing.T) {
+	s := newSegmented(t, plainStore{NewMemory()}, WindowLayout, 250, 100)
+	if _, err := Restore(s, func(yield func(k, v []byte) bool) {
+		for ts := int64(0); ts < 1000; ts += 10 {
+			if !yield(wk("k", ts), []byte("v")) {
+				return
+			}
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(s.Segments()); got != "[7 8 9]" {
+		t.Fatalf("segments %s, want [7 8 9]", got)
+	}
+	if n := len(baseKeys(t, s)); n != 30 {
+		t.Fatalf("base holds %d records, want 30", n)
+	}
+	if err := s.Expire(1050); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(baseKeys(t, s)); n != 20 {
+		t.Fatalf("base holds %d records after Expire(1050), want 20", n)
+	}
+}
