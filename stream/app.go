@@ -141,10 +141,18 @@ func (a *App) setup(ctx context.Context) (partitionPlan, error) {
 		if !sd.changelog || sd.owner == nil {
 			continue
 		}
+		configs := map[string]*string{"cleanup.policy": kadm.StringPtr("compact")}
+		if sd.layout() != 0 {
+			// Expiry drops segments without tombstones: like Kafka Streams,
+			// let the log drop expired records too, a day after the store
+			// (windowstore.changelog.additional.retention.ms).
+			configs["cleanup.policy"] = kadm.StringPtr("compact,delete")
+			configs["retention.ms"] = kadm.StringPtr(strconv.FormatInt(sd.retentionMs+24*60*60*1000, 10))
+		}
 		want[a.changelogTopic(sd.name)] = struct {
 			n       int32
 			configs map[string]*string
-		}{plan.sub[sd.owner.sub], map[string]*string{"cleanup.policy": kadm.StringPtr("compact")}}
+		}{plan.sub[sd.owner.sub], configs}
 	}
 	names := make([]string, 0, len(want))
 	for n := range want {

@@ -48,8 +48,12 @@ type storeDef struct {
 	changelog   bool
 	cached      bool  // updates go through the record cache and are forwarded at flush
 	windowed    bool  // keys end with an 8-byte window start (window.KeySerde)
-	retentionMs int64 // windowed: windows older than this (by start, vs stream time) are dropped
-	users       []*node
+	session     bool  // keys are sessionKey's: length, key, end, start
+	retentionMs int64 // windowed, session: records older than this (by start, or session end, vs stream time) expire
+	// windowSizeMs is the size of a windowed store's windows, so queries
+	// can tell window ends (0: unknown, queries report End = Start).
+	windowSizeMs int64
+	users        []*node
 
 	// valueTimestamps: values start with an 8-byte timestamp that only the
 	// owning operator reads (sliding windows); queries see the rest.

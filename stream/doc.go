@@ -184,6 +184,23 @@
 // StoreHandler for an http.Handler serving JSON. Queries see values once
 // they leave the record cache (at the latest, at the next commit).
 //
+// Window and session stores (of windowed and session aggregations) are
+// segmented by time (table.Segmented: by window start, or session end),
+// with Kafka Streams' key formats in the cache and the changelog. Their
+// records expire once older than the retention (window.Spec.Retention,
+// default size + grace; for sessions gap + grace) behind stream time:
+// reads skip them at once, and a whole segment is dropped with one range
+// delete when everything in it has expired, so expiry costs
+// O(segments), not O(records). Expiry writes no tombstones: windowed
+// changelogs are compact,delete topics kept a day past the retention, and
+// a restore drops what has expired. QueryWindows reads a window store
+// (Fetch: the windows of a key starting in a time range, in start order;
+// FetchAll; All), QuerySessions a session store (Fetch: a key's
+// sessions; FindSessions: those ending at or after one time and starting
+// at or before another); both read only the segments a range covers,
+// from the local partitions, and report what ended a scan early in Err.
+// WindowStoreHandler serves a window store as JSON (?key=, ?from=, ?to=).
+//
 // # Errors
 //
 // A panic in a user callback, or an error returned by a Processor, goes to

@@ -109,7 +109,7 @@ func (a *App) runGlobals(ctx context.Context, wg *sync.WaitGroup) error {
 	byTopic := map[string]*taskStore{}
 	var topics []string
 	for _, g := range a.topo.globals {
-		st := newTaskStore(&storeDef{name: g.name}, table.NewMemory(), -1, nil, nil)
+		st, _ := newTaskStore(&storeDef{name: g.name}, table.NewMemory(), -1, nil, nil) // a plain memory store: no error
 		a.globals.set(g.name, st)
 		byTopic[g.topic] = st
 		topics = append(topics, g.topic)

@@ -95,7 +95,11 @@ func NewHarness(topo *Topology, cfg HarnessConfig) (*Harness, error) {
 			id := taskID{sub: st.id, partition: p}
 			stores := map[string]*taskStore{}
 			for _, name := range st.stores {
-				stores[name] = newTaskStore(topo.stores[name], table.NewMemory(), p, h, cache)
+				ts, err := newTaskStore(topo.stores[name], table.NewMemory(), p, h, cache)
+				if err != nil {
+					return nil, err
+				}
+				stores[name] = ts
 			}
 			t := newTask(topo, id, env, stores)
 			h.tasks[id] = t
@@ -114,7 +118,7 @@ func NewHarness(topo *Topology, cfg HarnessConfig) (*Harness, error) {
 	}
 	h.gtopics = map[string]*taskStore{}
 	for _, g := range topo.globals {
-		st := newTaskStore(&storeDef{name: g.name}, table.NewMemory(), -1, h, nil)
+		st, _ := newTaskStore(&storeDef{name: g.name}, table.NewMemory(), -1, h, nil) // a plain memory store: no error
 		h.globals.set(g.name, st)
 		h.gtopics[g.topic] = st
 	}

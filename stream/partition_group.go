@@ -43,9 +43,9 @@ type partitionGroup struct {
 
 // partQueue is one input partition's buffered records.
 type partQueue struct {
-	tp   tp
-	recs []*kgo.Record
-	head int
+	tp    tp
+	recs  []*kgo.Record
+	head  int
 	next  int64 // offset after the last record polled (-1: none yet)
 	end   int64 // the fetchable end the broker last reported (-1: unknown)
 	start int64 // the log start offset the broker last reported (-1: unknown)

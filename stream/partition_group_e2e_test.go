@@ -82,4 +82,3 @@ func TestJoinProcessesInTimestampOrder(t *testing.T) {
 		})
 	}
 }
-

@@ -1,7 +1,6 @@
 package stream
 
 import (
-	"bytes"
 	"encoding/binary"
 	"fmt"
 
@@ -69,7 +68,6 @@ func sessionAggregation[K, V, A any](sw SessionWindowedKStream[K, V], prefix str
 	ks := s.kSerde
 	n, out := attach(s, "KSTREAM-SESSION-"+prefix, opOpts{name: o.name}, func(t *task, _ *node, next procFn[window.Windowed[K], Change[A]]) procFn[K, V] {
 		st := t.stores[storeName]
-		t.flushers = append(t.flushers, func() error { return expireSessions(t, st, gap+grace) })
 		return func(r rec[K, V]) {
 			kb, err := ks.AppendEncode(nil, r.key)
 			if err != nil {
@@ -84,20 +82,14 @@ func sessionAggregation[K, V, A any](sw SessionWindowedKStream[K, V], prefix str
 				agg A
 			}
 			var olds []old
-			pre := binary.BigEndian.AppendUint32(nil, uint32(len(kb)))
-			pre = append(pre, kb...)
-			err = st.scan(st.kv, pre, append(bytes.Clone(pre), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff), func(sk, sv []byte) bool {
-				if len(sk) != len(pre)+16 {
+			// The sessions this record joins or bridges: ending at most gap
+			// before it, starting at most gap after it.
+			err = st.fetchSessions(kb, r.ts-gap, r.ts+gap, func(win window.Window, sv []byte) bool {
+				a, err := aSerde.Decode(sv)
+				if err != nil {
 					return true
 				}
-				win := window.Window{End: int64(binary.BigEndian.Uint64(sk[len(pre):])), Start: int64(binary.BigEndian.Uint64(sk[len(pre)+8:]))}
-				if win.End >= r.ts-gap && win.Start <= r.ts+gap {
-					a, err := aSerde.Decode(sv)
-					if err != nil {
-						return true
-					}
-					olds = append(olds, old{bytes.Clone(sk), win, a})
-				}
+				olds = append(olds, old{sessionKey(kb, win), win, a})
 				return true
 			})
 			if err != nil {
@@ -157,35 +149,12 @@ func sessionAggregation[K, V, A any](sw SessionWindowedKStream[K, V], prefix str
 	if aSerde == nil {
 		n.missing = append(n.missing, "aggregate value")
 	}
-	b.addStore(&storeDef{name: storeName, owner: n, persistent: !o.inMemory, changelog: !o.noLog})
+	b.addStore(&storeDef{name: storeName, owner: n, persistent: !o.inMemory, changelog: !o.noLog, session: true, retentionMs: gap + grace})
 	var wks serde.Serde[window.Windowed[K]]
 	if ks != nil {
 		wks = window.SessionKeySerde(ks)
 	}
 	return SessionWindowedKTable[K, A]{t: KTable[window.Windowed[K], A]{b: b, n: n, out: out, kSerde: wks, vSerde: aSerde, store: storeName}}
-}
-
-// expireSessions drops sessions that ended more than keep before stream
-// time.
-func expireSessions(t *task, st *taskStore, keep int64) error {
-	if t.streamTime < 0 {
-		return nil
-	}
-	var old [][]byte
-	if err := st.scan(st.uncached, nil, nil, func(k, _ []byte) bool {
-		if len(k) >= 20 && int64(binary.BigEndian.Uint64(k[len(k)-16:])) < t.streamTime-keep {
-			old = append(old, bytes.Clone(k))
-		}
-		return true
-	}); err != nil {
-		return err
-	}
-	for _, k := range old {
-		if err := st.uncached.Delete(k); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // SessionCount counts the records of each session.

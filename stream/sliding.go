@@ -105,7 +105,7 @@ func slidingAggregation[K, V, A any](sw SlidingWindowedKStream[K, V], prefix str
 		n.missing = append(n.missing, "aggregate value")
 	}
 	b.addStore(&storeDef{name: storeName, owner: n, persistent: !o.inMemory, changelog: !o.noLog,
-		windowed: true, retentionMs: sw.spec.RetentionMs(), valueTimestamps: true})
+		windowed: true, retentionMs: sw.spec.RetentionMs(), windowSizeMs: diff, valueTimestamps: true})
 	var wks serde.Serde[window.Windowed[K]]
 	if ks != nil {
 		wks = window.KeySerde(ks, msDuration(diff))
@@ -367,19 +367,12 @@ func (p *slidingProc[K, V, A]) put(r rec[K, V], start int64, agg A, maxTs int64,
 
 // fetchWindows calls fn, in start order, for the stored windows of the
 // encoded key kb that start in [from, to], with their start and stored
-// value (valid during the call). Store keys are window.KeySerde's: kb then
-// the 8-byte start. It scans that key range today; a store that can fetch
-// by key and time range directly should be used here.
+// value (valid during the call), through the segmented window store's
+// fetch by key and time range.
 func fetchWindows(st *taskStore, kb []byte, from, to int64, fn func(start int64, v []byte) error) error {
-	lo := binary.BigEndian.AppendUint64(bytes.Clone(kb), uint64(from))
-	hi := binary.BigEndian.AppendUint64(bytes.Clone(kb), uint64(to+1))
 	var ferr error
-	err := st.scan(st.kv, lo, hi, func(k, v []byte) bool {
-		// Longer keys that start with kb sort in the range too.
-		if len(k) != len(kb)+8 {
-			return true
-		}
-		ferr = fn(int64(binary.BigEndian.Uint64(k[len(kb):])), v)
+	err := st.fetchWindows(kb, from, to, func(start int64, v []byte) bool {
+		ferr = fn(start, v)
 		return ferr == nil
 	})
 	if ferr != nil {

@@ -3,6 +3,7 @@ package stream_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -57,6 +58,18 @@ func TestSlidingCountRestart(t *testing.T) {
 	n, ok, err := q.Get(window.Windowed[string]{Key: "a", Window: window.Window{Start: base.Add(time.Second).UnixMilli()}})
 	if err != nil || !ok || n != 3 {
 		t.Fatalf("query a@[1,11]: %d %v %v, want 3", n, ok, err)
+	}
+	// The window store query: a's windows starting in [1s, 11s].
+	wq := stream.QueryWindows(app.app, "counts", str, i64)
+	var wins []string
+	for w, n := range wq.Fetch("a", base.Add(time.Second), base.Add(11*time.Second)) {
+		wins = append(wins, fmt.Sprintf("[%v,%v]=%d", w.StartTime().Sub(base), w.EndTime().Sub(base), n))
+	}
+	if err := wq.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := strings.Join(wins, " "), "[1s,11s]=3 [1.001s,11.001s]=2 [3.001s,13.001s]=1"; got != want {
+		t.Fatalf("QueryWindows(a, 1s..11s) = %s, want %s", got, want)
 	}
 	app.stop(t)
 

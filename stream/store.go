@@ -2,12 +2,16 @@ package stream
 
 import (
 	"bytes"
+	"cmp"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"sync/atomic"
 
 	"github.com/sluicehq/sluice/serde"
 	"github.com/sluicehq/sluice/table"
+	"github.com/sluicehq/sluice/window"
 )
 
 // taskStore is a task's instance of a declared store: the bytes store
@@ -23,6 +27,14 @@ type taskStore struct {
 	out       emitter
 	cached    bool
 
+	// Window and session stores: seg lays records out by time segment
+	// below the changelog (see table.Segmented), and data is the store
+	// Restore writes to (seg, or base for other stores). cache is the
+	// record cache layer (nil if uncached), read by fetches.
+	seg   *table.Segmented
+	data  table.Store
+	cache *table.Cached
+
 	// forward, set by the processor owning a cached store, receives the
 	// entries leaving the cache (at eviction and commit) to send them
 	// downstream: key, new value (nil: deleted) and old value (nil: none).
@@ -37,12 +49,20 @@ type taskStore struct {
 	logEnd atomic.Int64
 }
 
-// newTaskStore stacks a task's store: base, then the changelog (if
-// logged), then the record cache (if the operator caches and cache is not
-// nil), as package table describes.
-func newTaskStore(def *storeDef, base table.Store, p int32, out emitter, cache *table.Cache) *taskStore {
-	st := &taskStore{def: def, base: base, partition: p, out: out}
-	layer := base
+// newTaskStore stacks a task's store: base, then for window and session
+// stores the segmented layout, then the changelog (if logged), then the
+// record cache (if the operator caches and cache is not nil), as package
+// table describes. It fails only if a persistent base cannot be read.
+func newTaskStore(def *storeDef, base table.Store, p int32, out emitter, cache *table.Cache) (*taskStore, error) {
+	st := &taskStore{def: def, base: base, data: base, partition: p, out: out}
+	if l := def.layout(); l != 0 {
+		seg, err := table.NewSegmented(base, l, def.retentionMs)
+		if err != nil {
+			return nil, fmt.Errorf("stream: store %s: %w", def.name, err)
+		}
+		st.seg, st.data = seg, seg
+	}
+	layer := st.data
 	if def.changelog {
 		layer = table.NewLogged(layer, table.ChangelogFunc(func(k, v []byte) error {
 			if v != nil {
@@ -61,24 +81,194 @@ func newTaskStore(def *storeDef, base table.Store, p int32, out emitter, cache *
 		if !def.windowed {
 			opts = append(opts, table.SendOldValues())
 		}
-		layer = table.NewCached(layer, cache, func(k, v, old []byte) error {
+		st.cache = table.NewCached(layer, cache, func(k, v, old []byte) error {
 			if st.forward == nil {
 				return nil
 			}
 			return st.forward(k, v, old)
 		}, opts...)
+		layer = st.cache
 	}
 	st.kv = layer
-	st.query, _ = table.QueryView(base)
+	st.query, _ = table.QueryView(st.data)
 	if st.query == nil {
-		st.query = base
+		st.query = st.data
 	}
 	if def.valueTimestamps {
 		st.query = valueView{st.query}
 	}
 	st.persist, _ = base.(table.Persistent)
 	st.logEnd.Store(-1)
-	return st
+	return st, nil
+}
+
+// layout returns the segmented layout of a window or session store, and
+// 0 for other stores.
+func (d *storeDef) layout() table.Layout {
+	switch {
+	case d.retentionMs <= 0:
+		return 0
+	case d.windowed:
+		return table.WindowLayout
+	case d.session:
+		return table.SessionLayout
+	}
+	return 0
+}
+
+// expire drops the expired segments of a window or session store at stream
+// time now. It runs at commit, after the cache was flushed, below the
+// cache: expired records are past their grace period, so nothing updates
+// them, and their removal is neither forwarded downstream nor logged (as in
+// Kafka Streams, whose windowed changelogs are compact,delete topics;
+// restoring drops what the changelog still holds of them).
+func (s *taskStore) expire(now int64) error {
+	if s.seg == nil || now < 0 {
+		return nil
+	}
+	if err := s.seg.Expire(now); err != nil {
+		return fmt.Errorf("store %s: %w", s.def.name, err)
+	}
+	return nil
+}
+
+// fetchWindows calls fn, in ascending start order, for the windows of a
+// window store's key (the serialized record key) whose start is in
+// [fromStart, toStart], reading through the record cache: a dirty cached
+// window shadows the stored one, a cached delete hides it. It reads only
+// the segments covering the range, plus the cache's dirty entries (see
+// table.Cached.DirtyRange). v is valid only during the call; fn may write
+// to the store.
+func (s *taskStore) fetchWindows(key []byte, fromStart, toStart int64, fn func(start int64, v []byte) bool) error {
+	if s.seg == nil || s.seg.Layout() != table.WindowLayout {
+		return fmt.Errorf("stream: store %s is not a window store", s.def.name)
+	}
+	fromStart = max(fromStart, 0) // window starts are not negative
+	if fromStart > toStart {
+		return nil
+	}
+	var dirty []dirtyWindow
+	if s.cache != nil {
+		lw := s.seg.LowWater()
+		lo := table.WindowLayout.External(nil, key, fromStart)
+		hi := table.PrefixEnd(key)
+		if toStart < math.MaxInt64 {
+			hi = table.WindowLayout.External(nil, key, toStart+1)
+		}
+		s.cache.DirtyRange(lo, hi, func(k, v []byte, deleted bool) bool {
+			if len(k) != len(key)+8 || !bytes.HasPrefix(k, key) {
+				return true // another key that key is a prefix of
+			}
+			t := int64(binary.BigEndian.Uint64(k[len(key):]))
+			if t >= fromStart && t <= toStart && t >= lw {
+				dirty = append(dirty, dirtyWindow{win: window.Window{Start: t}, v: bytes.Clone(v), deleted: deleted})
+			}
+			return true
+		})
+	}
+	return mergeFetch(s.seg.Fetch(key, fromStart, toStart), dirty,
+		func(k []byte) (window.Window, bool) {
+			return window.Window{Start: int64(binary.BigEndian.Uint64(k[len(k)-8:]))}, true
+		},
+		func(w window.Window, v []byte) bool { return fn(w.Start, v) })
+}
+
+// fetchSessions calls fn, in ascending order of end then start, for the
+// sessions of a session store's key (the serialized record key) that end
+// at or after earliestEnd and start at or before latestStart (those a
+// record at t with gap g may join: earliestEnd t-g, latestStart t+g),
+// reading through the record cache as fetchWindows does.
+func (s *taskStore) fetchSessions(key []byte, earliestEnd, latestStart int64, fn func(win window.Window, v []byte) bool) error {
+	if s.seg == nil || s.seg.Layout() != table.SessionLayout {
+		return fmt.Errorf("stream: store %s is not a session store", s.def.name)
+	}
+	earliestEnd = max(earliestEnd, 0)
+	var dirty []dirtyWindow
+	if s.cache != nil {
+		lw := s.seg.LowWater()
+		pre := binary.BigEndian.AppendUint32(nil, uint32(len(key)))
+		pre = append(pre, key...)
+		lo := binary.BigEndian.AppendUint64(bytes.Clone(pre), uint64(earliestEnd))
+		s.cache.DirtyRange(lo, table.PrefixEnd(pre), func(k, v []byte, deleted bool) bool {
+			if len(k) != len(pre)+16 {
+				return true
+			}
+			w := window.Window{End: int64(binary.BigEndian.Uint64(k[len(pre):])), Start: int64(binary.BigEndian.Uint64(k[len(pre)+8:]))}
+			if w.End >= earliestEnd && w.Start <= latestStart && w.End >= lw {
+				dirty = append(dirty, dirtyWindow{win: w, v: bytes.Clone(v), deleted: deleted})
+			}
+			return true
+		})
+	}
+	return mergeFetch(s.seg.Fetch(key, earliestEnd, math.MaxInt64), dirty,
+		func(k []byte) (window.Window, bool) {
+			w := window.Window{End: int64(binary.BigEndian.Uint64(k[len(k)-16:])), Start: int64(binary.BigEndian.Uint64(k[len(k)-8:]))}
+			return w, w.Start <= latestStart
+		}, fn)
+}
+
+// dirtyWindow is a window or session of a record cache, for mergeFetch.
+type dirtyWindow struct {
+	win     window.Window
+	v       []byte
+	deleted bool
+}
+
+// windowOrder orders windows by end then start: sessions as stored, and
+// windows (whose End fetchWindows leaves 0) by start.
+func windowOrder(a, b window.Window) int {
+	if c := cmp.Compare(a.End, b.End); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.Start, b.Start)
+}
+
+// mergeFetch merges a segmented fetch (external keys, decoded by win,
+// which also filters) with the sorted dirty entries of the cache above
+// it, which shadow stored entries of the same window.
+func mergeFetch(it *table.Iter[[]byte, []byte], dirty []dirtyWindow, win func(k []byte) (window.Window, bool), fn func(window.Window, []byte) bool) error {
+	i := 0
+	stopped := false
+	emit := func(d dirtyWindow) bool {
+		if d.deleted {
+			return true
+		}
+		return fn(d.win, d.v)
+	}
+	for k, v := range it.All() {
+		w, ok := win(k)
+		if !ok {
+			continue
+		}
+		for i < len(dirty) && windowOrder(dirty[i].win, w) < 0 {
+			if stopped = !emit(dirty[i]); stopped {
+				break
+			}
+			i++
+		}
+		if stopped {
+			break
+		}
+		if i < len(dirty) && dirty[i].win == w {
+			i++
+			if stopped = !emit(dirty[i-1]); stopped {
+				break
+			}
+			continue
+		}
+		if stopped = !fn(w, v); stopped {
+			break
+		}
+	}
+	if err := it.Err(); err != nil || stopped {
+		return err
+	}
+	for ; i < len(dirty); i++ {
+		if !emit(dirty[i]) {
+			return nil
+		}
+	}
+	return nil
 }
 
 // get returns the value of k; the slice is valid until the next call on the

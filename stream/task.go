@@ -118,8 +118,8 @@ func newTask(topo *Topology, id taskID, env taskEnv, stores map[string]*taskStor
 		streamTime: -1,
 	}
 	for _, st := range stores {
-		if st.def.windowed && st.def.retentionMs > 0 {
-			t.flushers = append(t.flushers, func() error { return expireWindows(t, st) })
+		if st.seg != nil {
+			t.flushers = append(t.flushers, func() error { return st.expire(t.streamTime) })
 		}
 	}
 	for _, src := range topo.subs[id.sub].sources {

@@ -665,14 +665,21 @@ func (th *thread) newTask(ctx context.Context, id taskID) (*task, error) {
 			}
 			return nil, err
 		}
-		ts := newTaskStore(def, kv, id.partition, out, th.cache)
+		ts, err := newTaskStore(def, kv, id.partition, out, th.cache)
+		if err != nil {
+			_ = kv.Close()
+			for _, ts := range stores {
+				_ = ts.kv.Close()
+			}
+			return nil, err
+		}
 		if def.changelog {
 			from := int64(0)
 			if ts.persist != nil {
 				from = ts.persist.RestoreFrom()
 			}
 			t0 := time.Now()
-			n, end, err := th.restore(ctx, name, id.partition, from, kv)
+			n, end, err := th.restore(ctx, name, id.partition, from, ts.data)
 			if err != nil {
 				_ = kv.Close()
 				for _, ts := range stores {

@@ -1,8 +1,6 @@
 package stream
 
 import (
-	"bytes"
-	"encoding/binary"
 	"fmt"
 	"time"
 
@@ -101,6 +99,7 @@ func windowedAggregation[K, V, A any](w TimeWindowedKStream[K, V], prefix string
 	tbl := aggregation(KGroupedStream[window.Windowed[K], V]{s: expanded, o: o}, prefix, aSerde, nil, apply)
 	if sd := b.stores[storeName]; sd != nil {
 		sd.retentionMs = spec.RetentionMs()
+		sd.windowSizeMs = spec.Size()
 		sd.windowed = true
 	}
 	return WindowedKTable[K, A]{t: tbl, spec: spec}
@@ -135,31 +134,3 @@ func WindowedAggregate[K, V, A any](w TimeWindowedKStream[K, V], init func() A, 
 }
 
 func msDuration(ms int64) time.Duration { return time.Duration(ms) * time.Millisecond }
-
-// expireWindows deletes the windows of a windowed store that started more
-// than its retention before stream time. It runs at commit, after the cache
-// was flushed, and deletes below the cache: expired windows are past their
-// grace period, so nothing updates them, and their removal is logged to the
-// changelog but not forwarded downstream (as in Kafka Streams).
-func expireWindows(t *task, st *taskStore) error {
-	if t.streamTime < 0 {
-		return nil
-	}
-	cutoff := t.streamTime - st.def.retentionMs
-	var expired [][]byte
-	err := st.scan(st.uncached, nil, nil, func(k, _ []byte) bool {
-		if len(k) >= 8 && int64(binary.BigEndian.Uint64(k[len(k)-8:])) < cutoff {
-			expired = append(expired, bytes.Clone(k))
-		}
-		return true
-	})
-	if err != nil {
-		return err
-	}
-	for _, k := range expired {
-		if err := st.uncached.Delete(k); err != nil {
-			return err
-		}
-	}
-	return nil
-}

@@ -147,3 +147,86 @@ func BenchmarkRestore(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkWindowExpiry measures what one second of stream time costs a
+// window store of 1,000 keys with one window per key per second and 100 s
+// of retention (100,000 live windows): put the second's 1,000 windows,
+// then expire. layout=flat is what the stream runtime did before segmented
+// stores: scan the whole store and delete the expired windows one by one.
+// layout=segmented is a Segmented store (60 s segments, dropped with a
+// range delete). Measured on a shared 2-core machine (-benchtime 120x and
+// 200x, loads from quiet to busy): flat 20-47 ms/op on memory and 26-67
+// ms/op on pebble; segmented 2.0-4.7 ms/op on either, mostly the 1,000
+// puts. Segmented stores hold expired windows until their segment goes (up
+// to retention + interval: 160 s of windows here, against 100 s).
+func BenchmarkWindowExpiry(b *testing.B) {
+	const (
+		keys      = 1000
+		retention = 100_000 // ms
+		step      = 1000    // ms of stream time per op
+	)
+	value := benchValue()
+	for _, layout := range []string{"flat", "segmented"} {
+		for _, k := range storeKinds() {
+			b.Run("layout="+layout+"/store="+k.name, func(b *testing.B) {
+				base := k.open(b)
+				b.Cleanup(func() { _ = base.Close() })
+				var seg *Segmented
+				st := base
+				if layout == "segmented" {
+					var err error
+					if seg, err = NewSegmented(base, WindowLayout, retention); err != nil {
+						b.Fatal(err)
+					}
+					st = seg
+				}
+				now := int64(0)
+				var kbuf []byte
+				second := func() {
+					for i := range keys {
+						kbuf = binary.BigEndian.AppendUint32(kbuf[:0], uint32(i)*2654435761)
+						kbuf = binary.BigEndian.AppendUint64(kbuf, uint64(now))
+						if err := st.Put(kbuf, value); err != nil {
+							b.Fatal(err)
+						}
+					}
+					if seg != nil {
+						if err := seg.Expire(now); err != nil {
+							b.Fatal(err)
+						}
+					} else {
+						expireFlat(b, base, now-retention)
+					}
+					now += step
+				}
+				// Fill the retention period first.
+				for now < retention {
+					second()
+				}
+				b.ReportAllocs()
+				for b.Loop() {
+					second()
+				}
+			})
+		}
+	}
+}
+
+// expireFlat is the stream runtime's expiry before segmented stores.
+func expireFlat(b *testing.B, s Store, cutoff int64) {
+	var expired [][]byte
+	it := s.All()
+	for k := range it.All() {
+		if len(k) >= 8 && int64(binary.BigEndian.Uint64(k[len(k)-8:])) < cutoff {
+			expired = append(expired, append([]byte{}, k...))
+		}
+	}
+	if err := it.Err(); err != nil {
+		b.Fatal(err)
+	}
+	for _, k := range expired {
+		if err := s.Delete(k); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -377,10 +377,8 @@ type cachedKV struct {
 	deleted    bool
 }
 
-func (s *Cached) scan(from, to []byte, yield func(k, v []byte) bool) error {
-	if s.closed {
-		return ErrClosed
-	}
+// dirtyIn returns the dirty entries in [from, to), sorted by key.
+func (s *Cached) dirtyIn(from, to []byte) []cachedKV {
 	var dirty []cachedKV
 	for e := s.head; e != nil; e = e.next {
 		if e.dirty && inRange(e.key, from, to) {
@@ -388,6 +386,36 @@ func (s *Cached) scan(from, to []byte, yield func(k, v []byte) bool) error {
 		}
 	}
 	slices.SortFunc(dirty, func(a, b cachedKV) int { return bytes.Compare(a.key, b.key) })
+	return dirty
+}
+
+// DirtyRange calls fn, in key order, for each dirty entry with from <= key
+// < to (a nil to: unbounded): the writes not yet passed to the store
+// below. deleted reports a pending Delete (value nil then). It costs
+// O(entries cached by s) plus sorting those in range. key and value are
+// valid only during the call; fn must not write to s. It lets a store
+// below with its own way of scanning (Segmented.Fetch) be read through
+// the cache.
+func (s *Cached) DirtyRange(from, to []byte, fn func(key, value []byte, deleted bool) bool) {
+	if s.closed {
+		return
+	}
+	for _, d := range s.dirtyIn(from, to) {
+		v := d.value
+		if !d.deleted && v == nil {
+			v = emptyValue
+		}
+		if !fn(d.key, v, d.deleted) {
+			return
+		}
+	}
+}
+
+func (s *Cached) scan(from, to []byte, yield func(k, v []byte) bool) error {
+	if s.closed {
+		return ErrClosed
+	}
+	dirty := s.dirtyIn(from, to)
 	s.scans++
 	defer func() { s.scans-- }()
 

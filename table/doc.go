@@ -22,6 +22,52 @@
 // per key, as with Kafka Streams' caching. QueryView(top) finds the
 // concurrent view of the bottom store.
 //
+// Window and session stores put a Segmented store between Logged and the
+// data store (Cached, Logged, Segmented, Pebble or Memory): the cache and
+// the changelog keep Kafka Streams' key formats, and only the data store
+// sees the segmented layout below.
+//
+// # Segmented layout
+//
+// A Segmented store is given external keys in one of two layouts:
+//
+//	WindowLayout   key bytes | start (8)
+//	SessionLayout  len (4) | key bytes | end (8) | start (8)
+//
+// (big-endian; the window key is Kafka Streams' TimeWindowedSerde). It
+// writes each record to the store below under
+//
+//	+-------------+---------+-----------+-----------------------------------+
+//	| segment (8) | len (4) | key bytes | start (8)  or  end (8) | start (8) |
+//	+-------------+---------+-----------+-----------------------------------+
+//
+// where segment = floor(t / interval) of the record's time t (window
+// start, session end), and segment ids and times are big-endian with the
+// sign bit flipped so that they sort numerically. The length prefix keeps
+// the records of key "a" apart from those of "ab". One more key, ten 0xff
+// bytes then "observed", holds the observed time (written at Flush).
+//
+// The interval defaults to max(retention/2, 60 s), as in Kafka Streams.
+// The observed time is the greatest record time put, or stream time passed
+// to Expire; records older than observed - retention are expired. Reads
+// skip them; puts of them are dropped (so a restore from a changelog that
+// still holds them does not bring them back); and a segment whose every
+// time is expired is dropped with one DeleteRange (a pebble range
+// tombstone; Memory unlinks the range) when the observed time moves, so a
+// store keeps about retention/interval + 1 live segments and expiry costs
+// O(segments), not O(records). Expired records in the oldest live segment
+// stay on disk, hidden, until their whole segment goes; no tombstones
+// reach the changelog (the runtime gives windowed changelogs
+// cleanup.policy=compact,delete, as Kafka Streams does).
+//
+// Fetch(key, from, to) reads, in each live segment covering [from, to],
+// the range segment|len|key|from up to segment|len|key|to, in time order.
+// FetchAll reads whole segments. Range, Prefix and All keep the Store
+// contract (ascending external keys) by reading every live segment and
+// sorting: they are for verification and small stores. Restore writes to
+// the Segmented store (it is not a Wrapper), so restored records are laid
+// out, and expired, like written ones.
+//
 // # Scan bounds
 //
 // Range(from, to) is half-open, from inclusive and to exclusive, with nil

@@ -36,9 +36,10 @@ type Memory struct {
 }
 
 var (
-	_ Store       = (*Memory)(nil)
-	_ BatchWriter = (*Memory)(nil)
-	_ Queryable   = (*Memory)(nil)
+	_ Store        = (*Memory)(nil)
+	_ BatchWriter  = (*Memory)(nil)
+	_ Queryable    = (*Memory)(nil)
+	_ RangeDeleter = (*Memory)(nil)
 )
 
 // NewMemory returns an empty in-memory store.
@@ -82,6 +83,20 @@ func (m *Memory) Delete(key []byte) error {
 		return ErrClosed
 	}
 	if m.mu.list.del(key) {
+		m.mu.version++
+	}
+	return nil
+}
+
+// DeleteRange implements RangeDeleter. It unlinks the range from the
+// skiplist's towers at once; counting what it removed walks the range.
+func (m *Memory) DeleteRange(from, to []byte) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.mu.list == nil {
+		return ErrClosed
+	}
+	if bytes.Compare(from, to) < 0 && m.mu.list.delRange(from, to) > 0 {
 		m.mu.version++
 	}
 	return nil

@@ -111,9 +111,10 @@ type Pebble struct {
 }
 
 var (
-	_ Persistent  = (*Pebble)(nil)
-	_ BatchWriter = (*Pebble)(nil)
-	_ Queryable   = (*Pebble)(nil)
+	_ Persistent   = (*Pebble)(nil)
+	_ BatchWriter  = (*Pebble)(nil)
+	_ Queryable    = (*Pebble)(nil)
+	_ RangeDeleter = (*Pebble)(nil)
 )
 
 // OpenPebble opens (creating it if needed) the store in dir. It first reads
@@ -258,6 +259,21 @@ func (p *Pebble) Delete(key []byte) error {
 	defer p.release()
 	if err := p.db.Delete(key, pebble.NoSync); err != nil {
 		return fmt.Errorf("table: pebble delete: %w", err)
+	}
+	return nil
+}
+
+// DeleteRange implements RangeDeleter with one pebble range tombstone.
+func (p *Pebble) DeleteRange(from, to []byte) error {
+	if bytes.Compare(from, to) >= 0 {
+		return nil
+	}
+	if err := p.acquire(); err != nil {
+		return err
+	}
+	defer p.release()
+	if err := p.db.DeleteRange(from, to, pebble.NoSync); err != nil {
+		return fmt.Errorf("table: pebble delete range: %w", err)
 	}
 	return nil
 }

@@ -125,3 +125,29 @@ func (s *skiplist) del(key []byte) bool {
 	s.size -= int64(len(n.key) + len(n.value))
 	return true
 }
+
+// delRange removes the keys in [from, to) and returns how many there were.
+// Like del, it leaves the removed nodes' next pointers as they are.
+func (s *skiplist) delRange(from, to []byte) int {
+	var prev [maxHeight]*node
+	n := 0
+	for x := s.findGE(from, &prev); x != nil && bytes.Compare(x.key, to) < 0; x = x.next[0] {
+		n++
+		s.size -= int64(len(x.key) + len(x.value))
+	}
+	if n == 0 {
+		return 0
+	}
+	for l := range s.height {
+		y := prev[l].next[l]
+		for y != nil && bytes.Compare(y.key, to) < 0 {
+			y = y.next[l]
+		}
+		prev[l].next[l] = y
+	}
+	for s.height > 1 && s.head.next[s.height-1] == nil {
+		s.height--
+	}
+	s.len -= n
+	return n
+}

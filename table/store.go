@@ -22,6 +22,11 @@ var (
 	// wiping the local copy and restoring from the changelog; it reaches
 	// callers only from ReadCheckpoint.
 	ErrCorruption = errors.New("table: corruption")
+
+	// ErrBadKey is returned by the writes of a Segmented store given a key
+	// that its Layout cannot read (too short, or a wrong length prefix). It
+	// is a bug of the caller; retrying does not help.
+	ErrBadKey = errors.New("table: key does not fit the store's layout")
 )
 
 // ReadOnly is the read half of a key-value store.
@@ -97,6 +102,14 @@ type BatchWriter interface {
 	// many records it applied. Records are not retained. On error, a prefix
 	// of the records may have been applied.
 	WriteBatch(records iter.Seq2[[]byte, []byte]) (int, error)
+}
+
+// RangeDeleter is an optional capability of a Store: it deletes every key
+// in [from, to) at once, much faster than one Delete each (pebble writes one
+// range tombstone). from and to must be non-nil; from >= to deletes
+// nothing. Segmented stores use it to drop expired segments.
+type RangeDeleter interface {
+	DeleteRange(from, to []byte) error
 }
 
 // Queryable is an optional capability of a Store: a read-only view that
