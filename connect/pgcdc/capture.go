@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strconv"
 	"strings"
 	"time"
 
@@ -175,7 +176,19 @@ func (c *capture) readSnapshot(ctx context.Context) error {
 func (c *capture) source(schema, table string, tsMs int64, snapshot string, xid int64, lsn pglogrepl.LSN) map[string]any {
 	return map[string]any{"version": Version, "connector": "postgresql", "name": c.cfg.prefix, "ts_ms": tsMs,
 		"snapshot": snapshot, "db": c.cfg.dbname, "schema": schema, "table": table, "txId": xid,
-		"lsn": int64(lsn), "xmin": nil}
+		"lsn": int64(lsn), "xmin": nil, "sequence": sequence(c.txn.commit, lsn)}
+}
+
+// sequence is Debezium's source.sequence: a JSON array, as a string, of the
+// transaction's commit LSN and the event's LSN.
+func sequence(commit, lsn pglogrepl.LSN) string {
+	b := make([]byte, 0, 48)
+	b = append(b, `["`...)
+	b = strconv.AppendUint(b, uint64(commit), 10)
+	b = append(b, `","`...)
+	b = strconv.AppendUint(b, uint64(lsn), 10)
+	b = append(b, `"]`...)
+	return string(b)
 }
 
 func envelope(op string, before, after, src map[string]any) map[string]any {

@@ -183,6 +183,13 @@ func (t *task) Start(ctx context.Context, cfg map[string]string, offsets connect
 	return nil
 }
 
+// slotWaits times slotWait is how long Start waits for an active slot to
+// be released.
+const (
+	slotWaits = 50
+	slotWait  = 200 * time.Millisecond
+)
+
 // ensureSlot makes sure the replication slot exists, creating it with an
 // exported snapshot (imported by t.meta) when a snapshot is needed.
 func (t *task) ensureSlot(ctx context.Context, cp *capture, snapshot bool, res resume) error {
@@ -192,11 +199,23 @@ func (t *task) ensureSlot(ctx context.Context, cp *capture, snapshot bool, res r
 		active     bool
 		exists     = true
 	)
-	err := t.meta.QueryRow(ctx, "SELECT coalesce(database, ''), coalesce(plugin, ''), active FROM pg_replication_slots WHERE slot_name = $1", c.slot).Scan(&db, &plugin, &active)
-	if errors.Is(err, pgx.ErrNoRows) {
-		exists = false
-	} else if err != nil {
-		return fmt.Errorf("pgcdc: look up replication slot %s: %w", c.slot, err)
+	// A previous incarnation of the task may have just closed its
+	// connection: its walsender releases the slot a moment later.
+	for wait := 0; ; wait++ {
+		err := t.meta.QueryRow(ctx, "SELECT coalesce(database, ''), coalesce(plugin, ''), active FROM pg_replication_slots WHERE slot_name = $1", c.slot).Scan(&db, &plugin, &active)
+		if errors.Is(err, pgx.ErrNoRows) {
+			exists = false
+		} else if err != nil {
+			return fmt.Errorf("pgcdc: look up replication slot %s: %w", c.slot, err)
+		}
+		if !exists || !active || wait == slotWaits {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(slotWait):
+		}
 	}
 	if exists && (db != c.dbname || plugin != "pgoutput") {
 		return fmt.Errorf("pgcdc: replication slot %s belongs to database %q with plugin %q, not to %q with pgoutput: choose another slot.name", c.slot, db, plugin, c.dbname)
