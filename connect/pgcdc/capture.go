@@ -49,6 +49,9 @@ type capture struct {
 		lsn          pglogrepl.LSN
 		open, replay bool
 	}
+	buf        []item    // the chunk being filled
+	bufSince   time.Time // when its first item came
+	now        time.Time // the clock, read once per message
 	lastEnd    pglogrepl.LSN // end LSN of the last transaction queued
 	idleAck    pglogrepl.LSN // a keepalive's WAL end, when everything before it was confirmed
 	reported   pglogrepl.LSN
@@ -86,10 +89,37 @@ func (c *capture) run(ctx context.Context) error {
 	return err
 }
 
-// emit queues it, reporting the confirmed position while the queue is full.
+// chunkSize is how many items the capture goroutine hands over at once:
+// one channel operation per chunk keeps goroutine hand-offs off the hot
+// path.
+const chunkSize = 256
+
+// flushAfter bounds how long a partial chunk waits for more changes.
+const flushAfter = 2 * time.Millisecond
+
+// emit adds it to the current chunk, handing the chunk to Poll when full.
 func (c *capture) emit(ctx context.Context, it item) error {
+	if c.buf == nil {
+		c.buf = make([]item, 0, chunkSize)
+		c.bufSince = c.now
+	}
+	c.buf = append(c.buf, it)
+	if len(c.buf) < chunkSize {
+		return nil
+	}
+	return c.flush(ctx)
+}
+
+// flush hands the current chunk to Poll, reporting the confirmed position
+// while the queue is full.
+func (c *capture) flush(ctx context.Context) error {
+	if len(c.buf) == 0 {
+		return nil
+	}
+	chunk := c.buf
+	c.buf = nil
 	select {
-	case c.t.items <- it:
+	case c.t.items <- chunk:
 		return nil
 	default:
 	}
@@ -97,7 +127,7 @@ func (c *capture) emit(ctx context.Context, it item) error {
 	defer tick.Stop()
 	for {
 		select {
-		case c.t.items <- it:
+		case c.t.items <- chunk:
 			return nil
 		case <-ctx.Done():
 			return ctx.Err()
@@ -115,6 +145,7 @@ func (c *capture) emit(ctx context.Context, it item) error {
 // on t.meta and queues op "r" records; the last is marked "last".
 func (c *capture) readSnapshot(ctx context.Context) error {
 	now := time.Now()
+	c.now = now
 	var held *connect.SourceRecord
 	for _, tb := range c.tables {
 		keyIdx := map[string]bool{}
@@ -142,7 +173,7 @@ func (c *capture) readSnapshot(ctx context.Context) error {
 			}
 			src := c.source(tb.schema, tb.name, now.UnixMilli(), "true", c.snapshotXid, c.startLSN)
 			rec := connect.SourceRecord{
-				Record:          connect.Record{Topic: c.cfg.prefix + "." + tb.schema + "." + tb.name, Partition: -1, Offset: -1, Key: anyMap(key), Value: envelope("r", nil, after, src)},
+				Record:          connect.Record{Topic: c.cfg.prefix + "." + tb.schema + "." + tb.name, Partition: -1, Offset: -1, Key: anyMap(key), Value: c.envelope("r", nil, after, src)},
 				SourcePartition: c.part,
 				SourceOffset: map[string]any{"snapshot": true, "last_snapshot_record": false, "lsn": int64(c.startLSN),
 					"txId": c.snapshotXid, "ts_usec": now.UnixMicro()},
@@ -170,7 +201,7 @@ func (c *capture) readSnapshot(ctx context.Context) error {
 		}
 	}
 	c.snapshot = false
-	return nil
+	return c.flush(ctx)
 }
 
 func (c *capture) source(schema, table string, tsMs int64, snapshot string, xid int64, lsn pglogrepl.LSN) map[string]any {
@@ -191,8 +222,8 @@ func sequence(commit, lsn pglogrepl.LSN) string {
 	return string(b)
 }
 
-func envelope(op string, before, after, src map[string]any) map[string]any {
-	return map[string]any{"before": anyMap(before), "after": anyMap(after), "source": src, "op": op, "ts_ms": time.Now().UnixMilli()}
+func (c *capture) envelope(op string, before, after, src map[string]any) map[string]any {
+	return map[string]any{"before": anyMap(before), "after": anyMap(after), "source": src, "op": op, "ts_ms": c.now.UnixMilli()}
 }
 
 // anyMap keeps a nil map an untyped nil, as the data model wants.
@@ -224,14 +255,23 @@ func (c *capture) stream(ctx context.Context) error {
 	var deadline time.Time
 	for ctx.Err() == nil {
 		now := time.Now()
+		c.now = now
 		if err := c.status(now, false); err != nil {
 			return err
 		}
 		// A read deadline, not a context, bounds each receive: it keeps the
 		// connection usable after a timeout and costs no goroutine per
-		// message.
+		// message. A partial chunk shortens it, so that Poll gets the chunk
+		// at most flushAfter after its first change when the stream pauses.
+		want := deadline
 		if deadline.Sub(now) < 50*time.Millisecond {
-			deadline = now.Add(4 * statusEvery)
+			want = now.Add(4 * statusEvery)
+		}
+		if len(c.buf) > 0 && want.After(c.bufSince.Add(flushAfter)) {
+			want = c.bufSince.Add(flushAfter)
+		}
+		if !want.Equal(deadline) {
+			deadline = want
 			if err := nc.SetReadDeadline(deadline); err != nil {
 				return fmt.Errorf("pgcdc: %w", err)
 			}
@@ -241,6 +281,9 @@ func (c *capture) stream(ctx context.Context) error {
 			var ne net.Error
 			if pgconn.Timeout(err) || (errors.As(err, &ne) && ne.Timeout()) {
 				deadline = time.Time{}
+				if err := c.flush(ctx); err != nil {
+					return err
+				}
 				continue
 			}
 			return fmt.Errorf("pgcdc: replication stream: %w", err)
@@ -304,6 +347,13 @@ func (c *capture) handle(ctx context.Context, data []byte) error {
 		if err != nil {
 			return fmt.Errorf("pgcdc: %w", err)
 		}
+		c.txn.lsn = xld.WALStart
+		if len(xld.WALData) > 0 {
+			switch xld.WALData[0] {
+			case 'I', 'U', 'D':
+				return c.dml(ctx, xld.WALData)
+			}
+		}
 		m, err := pglogrepl.Parse(xld.WALData)
 		if err != nil {
 			return fmt.Errorf("pgcdc: decode pgoutput message at %s: %w", xld.WALStart, err)
@@ -329,56 +379,6 @@ func (c *capture) message(ctx context.Context, m pglogrepl.Message) error {
 		return c.emit(ctx, item{ack: m.TransactionEndLSN})
 	case *pglogrepl.RelationMessage:
 		return c.relation(ctx, m)
-	case *pglogrepl.InsertMessage:
-		rel := c.rels[m.RelationID]
-		if rel == nil || !rel.captured {
-			return nil
-		}
-		after := c.row(rel, m.Tuple, nil)
-		return c.change(ctx, rel, "c", c.key(rel, after), nil, after)
-	case *pglogrepl.UpdateMessage:
-		rel := c.rels[m.RelationID]
-		if rel == nil || !rel.captured {
-			return nil
-		}
-		var before map[string]any
-		if m.OldTuple != nil {
-			before = c.row(rel, m.OldTuple, nil)
-		}
-		after := c.row(rel, m.NewTuple, before)
-		key := c.key(rel, after)
-		if before != nil {
-			if old := c.key(rel, before); !sameKey(old, key) {
-				// The key changed: as Debezium, a delete (and tombstone) of
-				// the old key, then a create of the new one.
-				if err := c.change(ctx, rel, "d", old, before, nil); err != nil {
-					return err
-				}
-				if c.cfg.tombstones {
-					if err := c.change(ctx, rel, "", old, nil, nil); err != nil {
-						return err
-					}
-				}
-				return c.change(ctx, rel, "c", key, nil, after)
-			}
-			if m.OldTupleType == pglogrepl.UpdateMessageTupleTypeKey {
-				before = nil // only the key: no before-image, as under DEFAULT
-			}
-		}
-		return c.change(ctx, rel, "u", key, before, after)
-	case *pglogrepl.DeleteMessage:
-		rel := c.rels[m.RelationID]
-		if rel == nil || !rel.captured || m.OldTuple == nil {
-			return nil
-		}
-		before := c.row(rel, m.OldTuple, nil)
-		key := c.key(rel, before)
-		if err := c.change(ctx, rel, "d", key, before, nil); err != nil {
-			return err
-		}
-		if c.cfg.tombstones {
-			return c.change(ctx, rel, "", key, nil, nil)
-		}
 	}
 	// Truncate (Debezium's default skipped.operations=t), Type, Origin and
 	// logical decoding messages are ignored.
@@ -432,36 +432,6 @@ func (c *capture) relation(ctx context.Context, m *pglogrepl.RelationMessage) er
 	return nil
 }
 
-// row converts a tuple. Unchanged TOASTed values are taken from prev when
-// it has them (REPLICA IDENTITY FULL), else are the placeholder.
-func (c *capture) row(rel *relation, td *pglogrepl.TupleData, prev map[string]any) map[string]any {
-	if td == nil {
-		return nil
-	}
-	m := make(map[string]any, len(rel.cols))
-	for i, col := range td.Columns {
-		if i >= len(rel.cols) {
-			break
-		}
-		rc := rel.cols[i]
-		switch col.DataType {
-		case pglogrepl.TupleDataTypeNull:
-			m[rc.name] = nil
-		case pglogrepl.TupleDataTypeToast:
-			if v, ok := prev[rc.name]; ok && v != unavailable {
-				m[rc.name] = v
-			} else {
-				m[rc.name] = unavailable
-			}
-		case pglogrepl.TupleDataTypeText:
-			m[rc.name] = convert(rc.oid, col.Data, c.cfg.decimalString)
-		default:
-			m[rc.name] = bytes.Clone(col.Data)
-		}
-	}
-	return m
-}
-
 func (c *capture) key(rel *relation, row map[string]any) map[string]any {
 	if len(rel.keyIdx) == 0 || row == nil {
 		return nil
@@ -504,7 +474,7 @@ func (c *capture) change(ctx context.Context, rel *relation, op string, key, bef
 	}
 	var value any
 	if op != "" {
-		value = envelope(op, before, after, c.source(rel.schema, rel.name, c.txn.tsMs, "false", c.txn.xid, c.txn.lsn))
+		value = c.envelope(op, before, after, c.source(rel.schema, rel.name, c.txn.tsMs, "false", c.txn.xid, c.txn.lsn))
 	}
 	return c.emit(ctx, item{rec: connect.SourceRecord{
 		Record:          connect.Record{Topic: rel.topic, Partition: -1, Offset: -1, Key: anyMap(key), Value: value},

@@ -30,7 +30,8 @@ type item struct {
 // and confirmed.
 type task struct {
 	cfg    config
-	items  chan item
+	items  chan []item // chunks, in order
+	rest   []item      // what the last Poll left of a chunk
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	done   chan struct{} // closed when the capture goroutine exits
@@ -170,7 +171,7 @@ func (t *task) Start(ctx context.Context, cfg map[string]string, offsets connect
 		}
 	}
 
-	t.items = make(chan item, c.queue)
+	t.items = make(chan []item, max(1, c.queue/chunkSize))
 	t.done = make(chan struct{})
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	t.cancel = cancel
@@ -318,12 +319,22 @@ func (t *task) ensurePublication(ctx context.Context, tables []*table) error {
 // max.batch.size.
 func (t *task) Poll(ctx context.Context) ([]connect.SourceRecord, error) {
 	var out []connect.SourceRecord
-	take := func(it item) {
-		if it.ack != 0 {
-			t.pending = it.ack
-		} else {
-			out = append(out, it.rec)
+	take := func(chunk []item) {
+		for i, it := range chunk {
+			if len(out) >= t.cfg.batch {
+				t.rest = chunk[i:]
+				return
+			}
+			if it.ack != 0 {
+				t.pending = it.ack
+			} else {
+				out = append(out, it.rec)
+			}
 		}
+	}
+	if rest := t.rest; rest != nil {
+		t.rest = nil
+		take(rest)
 	}
 	timer := time.NewTimer(t.cfg.pollWait)
 	defer timer.Stop()
@@ -331,12 +342,12 @@ func (t *task) Poll(ctx context.Context) ([]connect.SourceRecord, error) {
 wait:
 	for len(out) == 0 {
 		select {
-		case it := <-t.items:
-			take(it)
+		case chunk := <-t.items:
+			take(chunk)
 		case <-done:
 			select {
-			case it := <-t.items:
-				take(it)
+			case chunk := <-t.items:
+				take(chunk)
 				continue
 			default:
 			}
@@ -351,10 +362,10 @@ wait:
 		}
 	}
 drain:
-	for len(out) < t.cfg.batch {
+	for len(out) < t.cfg.batch && t.rest == nil {
 		select {
-		case it := <-t.items:
-			take(it)
+		case chunk := <-t.items:
+			take(chunk)
 		default:
 			break drain
 		}

@@ -28,7 +28,7 @@ type worker struct {
 	once   sync.Once
 }
 
-func startWorker(t *testing.T, addr string) *worker {
+func startWorker(t testing.TB, addr string) *worker {
 	t.Helper()
 	w, err := connect.NewWorker(connect.Brokers(kgo.SeedBrokers(addr)), connect.Plugins(pgcdc.Plugin()), connect.WorkerID("test-worker"))
 	if err != nil {
@@ -43,13 +43,13 @@ func startWorker(t *testing.T, addr string) *worker {
 
 // stop cancels the worker's context (its tasks stop wherever they are),
 // waits for it and closes it.
-func (w *worker) stop(t *testing.T) {
+func (w *worker) stop(t testing.TB) {
 	w.halt(t)
 	w.Close()
 }
 
 // halt cancels the worker's context and waits for Run to return.
-func (w *worker) halt(t *testing.T) {
+func (w *worker) halt(t testing.TB) {
 	w.once.Do(func() {
 		w.cancel()
 		if err := <-w.done; err != nil {
