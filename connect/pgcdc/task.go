@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -179,7 +180,9 @@ func (t *task) Start(ctx context.Context, cfg map[string]string, offsets connect
 	t.wg.Go(func() {
 		defer stopOnCancel()
 		defer close(t.done)
-		t.err = cp.run(rctx)
+		pprof.Do(rctx, pprof.Labels("connector", "postgres-cdc", "slot", c.slot), func(ctx context.Context) {
+			t.err = cp.run(ctx)
+		})
 	})
 	return nil
 }
