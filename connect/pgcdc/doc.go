@@ -119,7 +119,9 @@
 // of a snapshot (no offset, or one without last_snapshot_record) redoes
 // it: the exported snapshot is gone with its connection, so the slot
 // (which has not been streamed from) is dropped and created anew with a new
-// snapshot; rows already produced come again as op r (at-least-once).
+// snapshot; rows already produced come again as op r (at-least-once). So
+// an inactive slot named slot.name is replaced whenever no offset is stored
+// for topic.prefix: give each connector its own slot.
 //
 // no_data (alias never): no snapshot; the slot is created if missing and
 // changes stream from it.

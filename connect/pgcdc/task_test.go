@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sluicehq/sluice/connect"
 	"github.com/sluicehq/sluice/connect/pgcdc"
@@ -300,4 +301,26 @@ func TestRestartMidTransaction(t *testing.T) {
 	}
 	jsonEq(t, "ids after the restart", ids, []int64{5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15})
 	r2.quiet()
+}
+
+// TestIdleAndBlockedTaskKeepsSlot: with a short wal_sender_timeout, a task
+// that is not polled for several timeouts, first idle and then with its
+// queue full, keeps its replication connection (the capture goroutine
+// answers keepalives and sends status updates on its own), and then
+// delivers everything.
+func TestIdleAndBlockedTaskKeepsSlot(t *testing.T) {
+	p := startPG(t, pgserver.Options{Settings: []string{"wal_sender_timeout = '1s'"}})
+	p.exec(t, "CREATE TABLE a (id int PRIMARY KEY)")
+	r := mustStartTask(t, p.config("srv", "s_idle", "max.queue.size", "256", "status.update.interval.ms", "300"), nil)
+	r.quiet()
+	time.Sleep(3 * time.Second) // idle, unpolled
+	p.exec(t, "INSERT INTO a SELECT generate_series(1, 3000)")
+	time.Sleep(3 * time.Second) // queue full, unpolled
+	if got := p.query(t, "SELECT active::text FROM pg_replication_slots WHERE slot_name = 's_idle'"); got != "true" {
+		t.Fatalf("slot active = %q", got)
+	}
+	recs := r.next(3000)
+	if field(recs[2999].Value, "after", "id") != int64(3000) {
+		t.Fatalf("last record %s", describe(recs[2999:]))
+	}
 }
