@@ -34,7 +34,7 @@ type capture struct {
 	idle   bool // initial_only after its snapshot
 
 	snapshot     bool
-	streaming    bool // START_REPLICATION succeeded: status updates may be sent
+	streaming    bool          // START_REPLICATION succeeded: status updates may be sent
 	snapshotName string        // set when the slot exported the snapshot
 	snapshotXid  int64         // xmin of the snapshot
 	startLSN     pglogrepl.LSN // the slot's consistent point when created here
@@ -49,9 +49,9 @@ type capture struct {
 		lsn          pglogrepl.LSN
 		open, replay bool
 	}
-	buf        []item    // the chunk being filled
-	bufSince   time.Time // when its first item came
-	now        time.Time // the clock, read once per message
+	buf        []item        // the chunk being filled
+	bufSince   time.Time     // when its first item came
+	now        time.Time     // the clock, read once per message
 	lastEnd    pglogrepl.LSN // end LSN of the last transaction queued
 	idleAck    pglogrepl.LSN // a keepalive's WAL end, when everything before it was confirmed
 	reported   pglogrepl.LSN
