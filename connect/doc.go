@@ -12,6 +12,11 @@
 // Flusher (sink tasks that buffer in Put and make records durable before the
 // worker commits offsets).
 //
+// Package pgcdc has a PostgreSQL change data capture source (postgres-cdc,
+// Debezium-compatible records), package pgsink an upsert sink into
+// PostgreSQL tables for read models (postgres-sink), and package file the
+// file connectors (file-source, file-sink). sluice connect runs them all.
+//
 // # Worker
 //
 // A Worker runs the connectors of one process. Its state lives in three

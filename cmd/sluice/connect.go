@@ -16,7 +16,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicehq/sluice/connect"
-	"github.com/sluicehq/sluice/connect/file"
 )
 
 func newConnectCmd() *cobra.Command {
@@ -54,7 +53,7 @@ and stops cleanly on Ctrl-C or SIGTERM.`,
 			return err
 		}
 		cfg.Brokers = []kgo.Opt{kgo.SeedBrokers(brokers...)}
-		cfg.Plugins = []connect.Plugin{file.SourcePlugin(), file.SinkPlugin()}
+		cfg.Plugins = builtinPlugins()
 		cfg.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
 		s, err := connect.NewServer(cfg)
 		if err != nil {

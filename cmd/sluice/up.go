@@ -14,7 +14,6 @@ import (
 
 	"github.com/sluicehq/sluice/broker"
 	"github.com/sluicehq/sluice/connect"
-	"github.com/sluicehq/sluice/connect/file"
 	"github.com/sluicehq/sluice/serde/registry"
 )
 
@@ -80,7 +79,7 @@ it yet.`,
 			con, err := connect.NewServer(connect.Config{
 				Brokers: []kgo.Opt{kgo.SeedBrokers(b.Addr())},
 				Listen:  connectListen,
-				Plugins: []connect.Plugin{file.SourcePlugin(), file.SinkPlugin()},
+				Plugins: builtinPlugins(),
 				Logger:  log.With("service", "connect"),
 			})
 			if err != nil {
