@@ -37,7 +37,7 @@ func (c JSONConverter) FromConnect(_ string, v any) ([]byte, error) {
 	if c.Schemas {
 		v = map[string]any{"schema": inferSchema(v, ""), "payload": v}
 	}
-	b, err := json.Marshal(v)
+	b, err := appendJSON(nil, v)
 	if err != nil {
 		return nil, fmt.Errorf("connect: json converter: %w", err)
 	}
