@@ -1,0 +1,204 @@
+package pgsink
+
+import (
+	"log/slog"
+	"maps"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/sluicehq/sluice/connect"
+)
+
+// Version is the version the plugin reports.
+const Version = "1.0.0"
+
+// Opt configures the plugin.
+type Opt interface{ apply(*options) }
+
+type options struct {
+	log *slog.Logger
+}
+
+type optFunc func(*options)
+
+func (f optFunc) apply(o *options) { f(o) }
+
+// Logger sets the logger of the sink's tasks, which report the records they
+// skip under errors.tolerance=all. The default discards.
+func Logger(l *slog.Logger) Opt { return optFunc(func(o *options) { o.log = l }) }
+
+// Plugin returns the postgres-sink plugin (alias
+// io.confluent.connect.jdbc.JdbcSinkConnector, so Confluent JDBC sink
+// configurations for PostgreSQL run unchanged where the names overlap).
+func Plugin(opts ...Opt) connect.Plugin {
+	o := options{log: slog.New(slog.DiscardHandler)}
+	for _, opt := range opts {
+		opt.apply(&o)
+	}
+	return connect.Plugin{Class: "postgres-sink",
+		Aliases: []string{"io.confluent.connect.jdbc.JdbcSinkConnector", "PostgresSink"},
+		Version: Version, Sink: func() connect.Sink { return sink{o} }}
+}
+
+// Configuration names and defaults.
+const (
+	defaultTableFormat = "${topic}"
+	defaultBatchSize   = 3000
+	defaultKeyField    = "id"
+)
+
+// config is a parsed and validated task configuration.
+type config struct {
+	conn        *pgx.ConnConfig
+	tableFormat string
+	upsert      bool   // insert.mode=upsert
+	pkMode      string // none, record_key or record_value
+	pkFields    []string
+	deletes     bool // delete.enabled
+	autoCreate  bool
+	autoEvolve  bool
+	batchSize   int
+	tolerateAll bool // errors.tolerance=all
+}
+
+type sink struct{ o options }
+
+func (sink) ConfigDef() []connect.ConfigKey {
+	return []connect.ConfigKey{
+		{Name: "connection.url", Type: "STRING", Required: true, Importance: "HIGH",
+			Doc: "PostgreSQL connection string: a postgres:// URL (jdbc:postgresql:// is accepted too) or a keyword/value DSN such as \"host=/run/postgresql dbname=app\"."},
+		{Name: "connection.user", Type: "STRING", Importance: "HIGH", Doc: "User name; overrides the one in connection.url."},
+		{Name: "connection.password", Type: "PASSWORD", Importance: "HIGH", Doc: "Password; overrides the one in connection.url."},
+		{Name: "table.name.format", Type: "STRING", Default: defaultTableFormat, Importance: "MEDIUM",
+			Doc: "Destination table; ${topic} is replaced by the record's topic with dots as underscores. A dot in the format separates the schema: \"staging.${topic}\"."},
+		{Name: "insert.mode", Type: "STRING", Default: "insert", Importance: "HIGH",
+			Doc: "insert: plain INSERT (a duplicate key fails the task); upsert: INSERT ... ON CONFLICT (pk) DO UPDATE, idempotent."},
+		{Name: "pk.mode", Type: "STRING", Default: "none", Importance: "HIGH",
+			Doc: "Where the primary key comes from: none, record_key or record_value."},
+		{Name: "pk.fields", Type: "LIST", Importance: "MEDIUM",
+			Doc: "Primary key columns. record_key: the key's fields (default all of them), or for a primitive key the one column it fills (default \"id\"); record_value: required, fields of the value."},
+		{Name: "delete.enabled", Type: "BOOLEAN", Default: "false", Importance: "MEDIUM",
+			Doc: "Delete the row of a tombstone's key. Requires pk.mode=record_key; tombstones are skipped when false."},
+		{Name: "auto.create", Type: "BOOLEAN", Default: "false", Importance: "MEDIUM",
+			Doc: "CREATE TABLE for a missing table from the record's fields, with the primary key."},
+		{Name: "auto.evolve", Type: "BOOLEAN", Default: "false", Importance: "MEDIUM",
+			Doc: "ALTER TABLE ADD COLUMN (nullable) for fields the table lacks."},
+		{Name: "batch.size", Type: "INT", Default: strconv.Itoa(defaultBatchSize), Importance: "LOW",
+			Doc: "The most rows written by one statement; all statements of a flush share one transaction."},
+	}
+}
+
+func (s sink) Validate(cfg map[string]string) []connect.ConfigError {
+	_, errs := parseConfig(cfg)
+	return errs
+}
+
+func (sink) TaskConfigs(cfg map[string]string, max int) ([]map[string]string, error) {
+	// Every task runs the same configuration; the consumer group spreads the
+	// partitions over them.
+	out := make([]map[string]string, max)
+	for i := range out {
+		out[i] = maps.Clone(cfg)
+	}
+	return out, nil
+}
+
+func (s sink) NewTask() connect.SinkTask { return &task{log: s.o.log} }
+
+func missing(key string) connect.ConfigError {
+	return connect.ConfigError{Key: key, Message: "Missing required configuration \"" + key + "\" which has no default value."}
+}
+
+func invalid(key, value, want string) connect.ConfigError {
+	return connect.ConfigError{Key: key, Message: "Invalid value " + strconv.Quote(value) + " for configuration " + key + ": " + want}
+}
+
+// parseConfig parses and checks cfg; the config is usable only when no
+// errors are returned.
+func parseConfig(cfg map[string]string) (*config, []connect.ConfigError) {
+	var errs []connect.ConfigError
+	c := &config{tableFormat: defaultTableFormat, pkMode: "none", batchSize: defaultBatchSize,
+		tolerateAll: strings.TrimSpace(cfg["errors.tolerance"]) == "all"}
+
+	if url := strings.TrimSpace(cfg["connection.url"]); url == "" {
+		errs = append(errs, missing("connection.url"))
+	} else {
+		cc, err := pgx.ParseConfig(strings.TrimPrefix(url, "jdbc:"))
+		if err != nil {
+			// pgx's message may quote the string, password included: say
+			// only what is wrong with it.
+			errs = append(errs, connect.ConfigError{Key: "connection.url", Message: "Invalid connection string: want postgres://user@host:port/db?... or \"host=... dbname=...\""})
+		} else {
+			if u := cfg["connection.user"]; u != "" {
+				cc.User = u
+			}
+			if p := cfg["connection.password"]; p != "" {
+				cc.Password = p
+			}
+			c.conn = cc
+		}
+	}
+	if f, ok := cfg["table.name.format"]; ok && strings.TrimSpace(f) != "" {
+		c.tableFormat = strings.TrimSpace(f)
+	}
+	if _, _, err := splitTable(c.tableFormat); err != nil {
+		errs = append(errs, invalid("table.name.format", c.tableFormat, err.Error()))
+	}
+	switch m := strings.TrimSpace(cfg["insert.mode"]); m {
+	case "", "insert":
+	case "upsert":
+		c.upsert = true
+	default:
+		errs = append(errs, invalid("insert.mode", m, "want insert or upsert (update is not supported)"))
+	}
+	switch m := strings.TrimSpace(cfg["pk.mode"]); m {
+	case "", "none":
+	case "record_key", "record_value":
+		c.pkMode = m
+	default:
+		errs = append(errs, invalid("pk.mode", m, "want none, record_key or record_value (kafka is not supported)"))
+	}
+	for f := range strings.SplitSeq(cfg["pk.fields"], ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			c.pkFields = append(c.pkFields, f)
+		}
+	}
+	var ok bool
+	if c.deletes, ok = parseBool(cfg, "delete.enabled", &errs); ok && c.deletes && c.pkMode != "record_key" {
+		errs = append(errs, invalid("delete.enabled", "true", "deletes need the key of a tombstone: set pk.mode=record_key"))
+	}
+	c.autoCreate, _ = parseBool(cfg, "auto.create", &errs)
+	c.autoEvolve, _ = parseBool(cfg, "auto.evolve", &errs)
+	if c.upsert && c.pkMode == "none" {
+		errs = append(errs, invalid("pk.mode", "none", "insert.mode=upsert needs a primary key: set pk.mode=record_key or record_value"))
+	}
+	if c.pkMode == "record_value" && len(c.pkFields) == 0 {
+		errs = append(errs, invalid("pk.fields", "", "pk.mode=record_value needs the value fields that form the primary key"))
+	}
+	if c.pkMode == "none" && len(c.pkFields) > 0 {
+		errs = append(errs, invalid("pk.fields", cfg["pk.fields"], "pk.mode=none takes no primary key fields"))
+	}
+	if s, ok := cfg["batch.size"]; ok && strings.TrimSpace(s) != "" {
+		if n, err := strconv.Atoi(strings.TrimSpace(s)); err != nil || n < 1 {
+			errs = append(errs, invalid("batch.size", s, "want an integer >= 1"))
+		} else {
+			c.batchSize = n
+		}
+	}
+	return c, errs
+}
+
+func parseBool(cfg map[string]string, key string, errs *[]connect.ConfigError) (bool, bool) {
+	s := strings.TrimSpace(cfg[key])
+	if s == "" {
+		return false, true
+	}
+	b, err := strconv.ParseBool(s)
+	if err != nil {
+		*errs = append(*errs, invalid(key, s, "want true or false"))
+		return false, false
+	}
+	return b, true
+}
