@@ -62,7 +62,7 @@ type AvroConverter struct {
 		sync.Mutex
 		writers map[string]avroWriter     // subject + "\x00" + schema text
 		readers map[int]avroReader        // schema id
-		known   map[string]map[string]any // subject -> path -> last non-null type
+		known   map[string]map[string]any // subject -> path -> last non-null type; never modified, replaced
 	}
 }
 
@@ -98,10 +98,7 @@ func (c *AvroConverter) FromConnect(topic string, v any) ([]byte, error) {
 	if c.isKey {
 		subject = topic + "-key"
 	}
-	c.mu.Lock()
-	known := c.mu.known[subject]
-	c.mu.Unlock()
-	in := avroInference{known: known, learned: map[string]any{}, names: map[string]bool{}}
+	in := avroInference{known: c.knownTypes(subject), learned: map[string]any{}, names: map[string]bool{}}
 	node, err := in.infer([]any{v}, "")
 	if err != nil {
 		return nil, fmt.Errorf("connect: avro converter: %w", err)
@@ -148,14 +145,111 @@ func (c *AvroConverter) writer(subject, text string, learned map[string]any) (av
 	w = avroWriter{id, s}
 	c.mu.Lock()
 	c.mu.writers[key] = w
-	k := c.mu.known[subject]
+	// Copy on write: inferences in flight read the old map unlocked.
+	k := maps.Clone(c.mu.known[subject])
 	if k == nil {
 		k = map[string]any{}
-		c.mu.known[subject] = k
 	}
 	maps.Copy(k, learned)
+	c.mu.known[subject] = k
 	c.mu.Unlock()
 	return w, nil
+}
+
+// knownTypes returns the types the fields of subject had: on first use,
+// those of the subject's latest schema (when it is one this converter
+// infers), so that a field that is null after a restart keeps its type
+// instead of becoming "null", which BACKWARD compatibility would refuse.
+func (c *AvroConverter) knownTypes(subject string) map[string]any {
+	c.mu.Lock()
+	k, ok := c.mu.known[subject]
+	c.mu.Unlock()
+	if ok {
+		return k
+	}
+	k = map[string]any{}
+	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+	defer cancel()
+	// Errors (no such subject yet, say) leave nothing known; a registry
+	// that is down fails the registration that follows, with its error.
+	if ss, err := c.cl.SchemaByVersion(ctx, subject, -1); err == nil && ss.Type == sr.TypeAvro {
+		var root any
+		if json.Unmarshal([]byte(ss.Schema.Schema), &root) == nil {
+			seedAvroTypes(root, "", k)
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if prev, ok := c.mu.known[subject]; ok {
+		return prev
+	}
+	c.mu.known[subject] = k
+	return k
+}
+
+// seedAvroTypes converts node, a schema in the JSON form this converter
+// writes, into inferred types, recording the type of each path in k. It
+// returns false for schemas of other shapes, whose paths it skips.
+func seedAvroTypes(node any, path string, k map[string]any) (any, bool) {
+	var out any
+	switch t := node.(type) {
+	case string:
+		switch t {
+		case "boolean", "long", "double", "string", "bytes":
+			out = t
+		default:
+			return nil, false
+		}
+	case map[string]any:
+		switch t["type"] {
+		case "record":
+			name, _ := t["name"].(string)
+			ns, ok := t["namespace"].(string)
+			if !ok { // the registry drops a namespace equal to the enclosing one
+				ns = avroNamespace
+			}
+			r := avroRecord{Type: "record", Name: name, Namespace: ns, Fields: []avroField{}}
+			fields, _ := t["fields"].([]any)
+			for _, f := range fields {
+				fm, _ := f.(map[string]any)
+				fname, _ := fm["name"].(string)
+				ft, ok := seedAvroNullable(fm["type"], path+"."+fname, k)
+				if !ok {
+					return nil, false
+				}
+				r.Fields = append(r.Fields, avroField{Name: fname, Type: ft})
+			}
+			out = r
+		case "array":
+			it, ok := seedAvroNullable(t["items"], path+"[]", k)
+			if !ok {
+				return nil, false
+			}
+			out = avroArray{Type: "array", Items: it}
+		default:
+			return nil, false
+		}
+	default:
+		return nil, false
+	}
+	k[path] = out
+	return out, true
+}
+
+// seedAvroNullable converts a field or item type: "null" or ["null", t].
+func seedAvroNullable(node any, path string, k map[string]any) (any, bool) {
+	if node == "null" {
+		return "null", true
+	}
+	u, ok := node.([]any)
+	if !ok || len(u) != 2 || u[0] != "null" {
+		return nil, false
+	}
+	t, ok := seedAvroTypes(u[1], path, k)
+	if !ok {
+		return nil, false
+	}
+	return []any{"null", t}, true
 }
 
 // ToConnect implements Converter.

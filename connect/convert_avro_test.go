@@ -147,6 +147,23 @@ func TestAvroConverterEvolution(t *testing.T) {
 	if n := len(versions(t, cl, "users-value")); n != 2 {
 		t.Fatalf("%d versions, want 2 (a null email keeps type string)", n)
 	}
+	// A restarted converter learns the types from the latest schema: a null
+	// email is still a string, and the nested record keeps its name.
+	if _, err := avroConverter(t, url, "value.converter").FromConnect("users", map[string]any{"id": int64(4), "email": nil}); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(versions(t, cl, "users-value")); n != 2 {
+		t.Fatalf("%d versions after a restart, want 2", n)
+	}
+	if _, err := c.FromConnect("users", map[string]any{"id": int64(5), "addr": map[string]any{"city": "Oslo"}, "tags": []any{"x"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := avroConverter(t, url, "value.converter").FromConnect("users", map[string]any{"id": int64(6), "addr": nil, "tags": nil}); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(versions(t, cl, "users-value")); n != 3 {
+		t.Fatalf("%d versions, want 3", n)
+	}
 	fresh := avroConverter(t, url, "value.converter")
 	for _, tc := range []struct {
 		b    []byte
