@@ -34,7 +34,8 @@ import (
 //     ["null", type] with default null, so that a field appearing later is
 //     a BACKWARD-compatible change;
 //   - a field that is null has the type it had in an earlier record of the
-//     subject (this converter remembers them), else "null";
+//     subject (the converter remembers them, starting from the subject's
+//     latest schema when that is one it could have inferred), else "null";
 //   - an array becomes an array of the type inferred from all its items
 //     (objects merged field by field; integers and numbers mixed become
 //     double); int64 is long, float64 double, string string, bool boolean,
@@ -42,7 +43,8 @@ import (
 //   - a top-level primitive or array has its plain type (no union).
 //
 // A schema is registered once per distinct shape and then found in a cache
-// by its text. An incompatible change (a field whose type changes) is
+// by its text (the cache keeps every shape seen, so it suits topics of a
+// bounded number of shapes). An incompatible change (a field whose type changes) is
 // refused by the registry, and FromConnect returns its error.
 //
 // ToConnect fetches the writer's schema by id (once per id) and decodes the

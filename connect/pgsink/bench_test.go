@@ -15,8 +15,9 @@ import (
 // does not hold (inserts); rows=existing writes keys of a table prefilled
 // with 100,000 rows (every upsert updates). method=unnest is what the sink
 // does (one statement per batch.size rows, columns as text[] parameters);
-// method=batch is one INSERT ... ON CONFLICT per row, pipelined in a
-// pgx.Batch, for comparison.
+// method=copy stages the rows in a temporary table with COPY and upserts
+// them from it; method=batch is one INSERT ... ON CONFLICT per row,
+// pipelined in a pgx.Batch. Both are there for comparison.
 //
 //	go test -run='^$' -bench=Sink -benchtime=200x ./connect/pgsink/
 func BenchmarkSink(b *testing.B) {
@@ -29,7 +30,7 @@ func BenchmarkSink(b *testing.B) {
 			Value: map[string]any{"item": fmt.Sprintf("item-%d", i%1000), "qty": int64(i % 17), "price": float64(i%500) / 4,
 				"at": at.Add(time.Duration(i) * time.Second).Format(time.RFC3339)}}}
 	}
-	for _, method := range []string{"unnest", "batch"} {
+	for _, method := range []string{"unnest", "copy", "batch"} {
 		for _, rows := range []string{"new", "existing"} {
 			for _, flush := range []int{1000, 10000} {
 				b.Run(fmt.Sprintf("method=%s/rows=%s/flush=%d", method, rows, flush), func(b *testing.B) {
@@ -39,8 +40,11 @@ func BenchmarkSink(b *testing.B) {
 						pgtest.Exec(b, s, p.db, `INSERT INTO orders SELECT g, 'item', 0, 0, now() FROM generate_series(0, 99999) g`, `VACUUM ANALYZE orders`)
 					}
 					tk := p.task(b, map[string]string{"insert.mode": "upsert", "pk.mode": "record_key"})
-					if method == "batch" {
+					switch method {
+					case "batch":
 						tk.writeRows = tk.writeRowsBatch
+					case "copy":
+						tk.writeRows = tk.writeRowsCopy
 					}
 					b.ReportAllocs()
 					next, base := 0, int64(0)

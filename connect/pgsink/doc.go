@@ -96,8 +96,13 @@
 //
 // (ON CONFLICT only in upsert mode; DO NOTHING when every column is in the
 // key). A statement per column set and table is prepared once per
-// connection. BenchmarkSink compares it with one statement per row sent in
-// a pgx.Batch: the single statement is several times faster.
+// connection. BenchmarkSink compares it with COPY into a temporary table
+// followed by INSERT ... SELECT ... ON CONFLICT, and with one statement
+// per row sent in a pgx.Batch. On a shared 2-core machine (load average
+// 7-9, PostgreSQL 15 with fsync off, -benchtime=100x -count=3) flushes of
+// 1000 upserts ran at 98-101k rows/s (new keys) and 63-86k rows/s
+// (existing keys) with unnest, 71-103k and 43-52k with COPY, 26-35k and
+// 54-64k with the batch.
 //
 // Delivery is at-least-once, so a crash may write a batch again. Upserts
 // and deletes are idempotent: replaying a batch leaves the same table.

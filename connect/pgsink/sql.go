@@ -374,3 +374,50 @@ func (t *task) writeRowsBatch(ctx context.Context, tx pgx.Tx, tb *tableBuf, cols
 	}
 	return tx.SendBatch(ctx, &batch).Close()
 }
+
+// writeRowsCopy writes rows through a temporary staging table of text
+// columns: COPY into it, then one INSERT ... SELECT ... ON CONFLICT from it
+// into the table, then TRUNCATE. It is the other alternative to
+// writeRowsUnnest that BenchmarkSink compares.
+func (t *task) writeRowsCopy(ctx context.Context, tx pgx.Tx, tb *tableBuf, cols, types []string, rows []map[string]cell) error {
+	stage := "pgsink_stage_" + strconv.Itoa(len(cols))
+	names := make([]string, len(cols))
+	for i := range cols {
+		names[i] = "c" + strconv.Itoa(i+1)
+	}
+	if !t.staged[len(cols)] {
+		if _, err := tx.Exec(ctx, "CREATE TEMP TABLE IF NOT EXISTS "+stage+" ("+strings.Join(names, " text, ")+" text) ON COMMIT DELETE ROWS"); err != nil {
+			return err
+		}
+		if t.staged == nil {
+			t.staged = map[int]bool{}
+		}
+		t.staged[len(cols)] = true
+	}
+	vals := make([][]any, len(rows))
+	for j, r := range rows {
+		v := make([]any, len(cols))
+		for i, c := range cols {
+			v[i] = r[c].v
+		}
+		vals[j] = v
+	}
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{stage}, names, pgx.CopyFromRows(vals)); err != nil {
+		return err
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "INSERT INTO %s (%s) SELECT ", tb.name, columnList(cols))
+	for i := range cols {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "c%d::%s", i+1, types[i])
+	}
+	b.WriteString(" FROM " + stage)
+	b.WriteString(t.conflict(tb, cols))
+	if _, err := tx.Exec(ctx, b.String()); err != nil {
+		return err
+	}
+	_, err := tx.Exec(ctx, "TRUNCATE "+stage)
+	return err
+}

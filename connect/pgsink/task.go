@@ -134,6 +134,7 @@ type task struct {
 	byTopic map[string]*tableBuf // cache of tableFor, reset with tables
 	pending int
 	meta    map[string]map[string]string // column name -> type, by table; nil entry: missing
+	staged  map[int]bool                 // staging tables of writeRowsCopy, by column count
 
 	writeRows func(ctx context.Context, tx pgx.Tx, tb *tableBuf, cols []string, types []string, rows []map[string]cell) error
 }
@@ -315,9 +316,9 @@ func describe(v any) string {
 // buffer adds a write (row) or a delete (row nil) of key pkv to tb,
 // merging it with the op already buffered for the key.
 func (t *task) buffer(tb *tableBuf, pk []string, pkv []cell, row map[string]cell, bad func(string, ...any) error) error {
-	t.pending++
 	if t.c.pkMode == "none" {
 		tb.ops = append(tb.ops, &op{row: row})
+		t.pending++
 		return nil
 	}
 	if tb.pk == nil {
@@ -325,6 +326,7 @@ func (t *task) buffer(tb *tableBuf, pk []string, pkv []cell, row map[string]cell
 	} else if !slices.Equal(tb.pk, pk) {
 		return bad("primary key columns %v differ from %v of earlier records for table %s", pk, tb.pk, tb.name)
 	}
+	t.pending++
 	var kb strings.Builder
 	for _, c := range pkv {
 		kb.WriteString(strconv.Itoa(len(c.v.String)))
@@ -377,7 +379,7 @@ func (t *task) Flush(ctx context.Context, _ map[connect.TopicPartition]int64) er
 		return nil
 	})
 	if err != nil {
-		t.meta = nil // DDL of the transaction was rolled back
+		t.meta, t.staged = nil, nil // DDL of the transaction was rolled back
 		return err
 	}
 	return nil
