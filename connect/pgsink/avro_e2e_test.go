@@ -2,17 +2,15 @@ package pgsink_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"testing"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/sluicehq/sluice/broker/brokertest"
-	"github.com/sluicehq/sluice/connect"
-	"github.com/sluicehq/sluice/connect/pgsink"
 	"github.com/sluicehq/sluice/internal/pgserver/pgtest"
 	"github.com/sluicehq/sluice/serde/registry"
 	"github.com/sluicehq/sluice/serde/registry/registrytest"
@@ -65,20 +63,7 @@ func TestWorkerAvro(t *testing.T) {
 	produce("p2", product{Name: "ink", Price: 7})
 	produce("p1", product{Name: "pen", Price: 1.25})
 
-	w, err := connect.NewWorker(connect.Brokers(kgo.SeedBrokers(b.Addr())), connect.Plugins(pgsink.Plugin()), connect.WorkerID("avro"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("worker: %v", err)
-		}
-		w.Close()
-	}()
+	w := startWorker(t, b.Addr())
 	if _, err := w.Create(t.Context(), "pg", map[string]string{
 		"connector.class": "postgres-sink", "topics": "products", "connection.url": s.DSN(db),
 		"key.converter":   "org.apache.kafka.connect.storage.StringConverter",
@@ -88,28 +73,28 @@ func TestWorkerAvro(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{"p1|pen|1.25|", "p2|ink|7|"}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		var got []string
-		if c, err := s.Connect(t.Context(), db); err == nil {
-			rows, err := c.Query(t.Context(), `SELECT sku || '|' || name || '|' || price || '|' || coalesce(note, '') FROM products ORDER BY sku`)
-			if err == nil {
-				for rows.Next() {
-					var r string
-					rows.Scan(&r)
-					got = append(got, r)
-				}
-				rows.Close()
+	var got []string
+	eventually(t, func() bool {
+		got = nil
+		c, err := s.Connect(t.Context(), db)
+		if err != nil {
+			return false
+		}
+		defer c.Close(context.Background())
+		rows, err := c.Query(t.Context(), `SELECT sku || '|' || name || '|' || price || '|' || coalesce(note, '') FROM products ORDER BY sku`)
+		if err != nil {
+			return false // the table may not exist yet
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var r string
+			if rows.Scan(&r) == nil {
+				got = append(got, r)
 			}
-			c.Close(context.Background())
 		}
-		if slices.Equal(got, want) {
-			break
-		}
-		if time.Now().After(deadline) {
-			st, _ := w.Status(t.Context(), "pg")
-			t.Fatalf("rows %q, want %q (status %+v)", got, want, st)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return slices.Equal(got, want)
+	}, func() string {
+		st, _ := w.Status(t.Context(), "pg")
+		return fmt.Sprintf("rows %q, want %q (status %+v)", got, want, st)
+	})
 }

@@ -52,20 +52,7 @@ func TestWorkerEndToEnd(t *testing.T) {
 		return fmt.Sprintf(`{"before":%s,"after":%s,"source":{"db":"inventory","table":"customers"},"op":%q,"ts_ms":1700000000000}`, before, after, op)
 	}
 
-	w, err := connect.NewWorker(connect.Brokers(kgo.SeedBrokers(b.Addr())), connect.Plugins(pgsink.Plugin()), connect.WorkerID("pg"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("worker: %v", err)
-		}
-		w.Close()
-	}()
+	w := startWorker(t, b.Addr())
 
 	produce(`{"id":1}`, event("r", "null", `{"id":1,"name":"Ann","email":"ann@example.com"}`),
 		`{"id":2}`, event("c", "null", `{"id":2,"name":"Bob","email":"bob@example.com"}`))
@@ -106,14 +93,11 @@ func TestWorkerEndToEnd(t *testing.T) {
 	}
 	waitRows := func(want ...string) {
 		t.Helper()
-		deadline := time.Now().Add(30 * time.Second)
-		for got := rows(); !slices.Equal(got, want); got = rows() {
-			if time.Now().After(deadline) {
-				st, _ := w.Status(t.Context(), "pg")
-				t.Fatalf("rows %q, want %q (status %+v)", got, want, st)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+		var got []string
+		eventually(t, func() bool { got = rows(); return slices.Equal(got, want) }, func() string {
+			st, _ := w.Status(t.Context(), "pg")
+			return fmt.Sprintf("rows %q, want %q (status %+v)", got, want, st)
+		})
 	}
 	waitRows("1|Ann|ann@example.com|r", "2|Bob|bob@example.com|c")
 
@@ -127,18 +111,47 @@ func TestWorkerEndToEnd(t *testing.T) {
 
 	// A record the sink cannot write fails the task with a clear trace.
 	produce(`{"id":4}`, `"not an object"`)
+	var st connect.Status
+	eventually(t, func() bool {
+		st, err = w.Status(t.Context(), "pg")
+		return err == nil && len(st.Tasks) == 1 && st.Tasks[0].State == "FAILED"
+	}, func() string { return fmt.Sprintf("task did not fail: %+v, %v", st, err) })
+	if !strings.Contains(st.Tasks[0].Trace, "value is a string, want an object") {
+		t.Fatalf("trace %q", st.Tasks[0].Trace)
+	}
+}
+
+// startWorker runs a connect worker with the sink until the test ends.
+func startWorker(t *testing.T, addr string) *connect.Worker {
+	t.Helper()
+	w, err := connect.NewWorker(connect.Brokers(kgo.SeedBrokers(addr)), connect.Plugins(pgsink.Plugin()), connect.WorkerID("pg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("worker: %v", err)
+		}
+		w.Close()
+	})
+	return w
+}
+
+// eventually polls cond until it holds, or fails the test with msg()
+// after 30 seconds.
+func eventually(t *testing.T, cond func() bool, msg func() string) {
+	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
-	for {
-		st, err := w.Status(t.Context(), "pg")
-		if err == nil && len(st.Tasks) == 1 && st.Tasks[0].State == "FAILED" {
-			if !strings.Contains(st.Tasks[0].Trace, "value is a string, want an object") {
-				t.Fatalf("trace %q", st.Tasks[0].Trace)
-			}
-			break
-		}
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("task did not fail: %+v, %v", st, err)
+			t.Fatal(msg())
 		}
-		time.Sleep(20 * time.Millisecond)
+		<-tick.C
 	}
 }
