@@ -1,7 +1,6 @@
 package pgsink
 
 import (
-	"log/slog"
 	"maps"
 	"strconv"
 	"strings"
@@ -14,32 +13,13 @@ import (
 // Version is the version the plugin reports.
 const Version = "1.0.0"
 
-// Opt configures the plugin.
-type Opt interface{ apply(*options) }
-
-type options struct {
-	log *slog.Logger
-}
-
-type optFunc func(*options)
-
-func (f optFunc) apply(o *options) { f(o) }
-
-// Logger sets the logger of the sink's tasks, which report the records they
-// skip under errors.tolerance=all. The default discards.
-func Logger(l *slog.Logger) Opt { return optFunc(func(o *options) { o.log = l }) }
-
 // Plugin returns the postgres-sink plugin (alias
 // io.confluent.connect.jdbc.JdbcSinkConnector, so Confluent JDBC sink
 // configurations for PostgreSQL run unchanged where the names overlap).
-func Plugin(opts ...Opt) connect.Plugin {
-	o := options{log: slog.New(slog.DiscardHandler)}
-	for _, opt := range opts {
-		opt.apply(&o)
-	}
+func Plugin() connect.Plugin {
 	return connect.Plugin{Class: "postgres-sink",
 		Aliases: []string{"io.confluent.connect.jdbc.JdbcSinkConnector", "PostgresSink"},
-		Version: Version, Sink: func() connect.Sink { return sink{o} }}
+		Version: Version, Sink: func() connect.Sink { return sink{} }}
 }
 
 // Configuration names and defaults.
@@ -60,10 +40,9 @@ type config struct {
 	autoCreate  bool
 	autoEvolve  bool
 	batchSize   int
-	tolerateAll bool // errors.tolerance=all
 }
 
-type sink struct{ o options }
+type sink struct{}
 
 func (sink) ConfigDef() []connect.ConfigKey {
 	return []connect.ConfigKey{
@@ -105,7 +84,7 @@ func (sink) TaskConfigs(cfg map[string]string, max int) ([]map[string]string, er
 	return out, nil
 }
 
-func (s sink) NewTask() connect.SinkTask { return &task{log: s.o.log} }
+func (sink) NewTask() connect.SinkTask { return &task{} }
 
 func missing(key string) connect.ConfigError {
 	return connect.ConfigError{Key: key, Message: "Missing required configuration \"" + key + "\" which has no default value."}
@@ -119,8 +98,7 @@ func invalid(key, value, want string) connect.ConfigError {
 // errors are returned.
 func parseConfig(cfg map[string]string) (*config, []connect.ConfigError) {
 	var errs []connect.ConfigError
-	c := &config{tableFormat: defaultTableFormat, pkMode: "none", batchSize: defaultBatchSize,
-		tolerateAll: strings.TrimSpace(cfg["errors.tolerance"]) == "all"}
+	c := &config{tableFormat: defaultTableFormat, pkMode: "none", batchSize: defaultBatchSize}
 
 	if url := strings.TrimSpace(cfg["connection.url"]); url == "" {
 		errs = append(errs, missing("connection.url"))

@@ -43,8 +43,8 @@
 //	auto.create          false      CREATE TABLE for a missing table
 //	auto.evolve          false      ALTER TABLE ADD COLUMN for fields the table lacks
 //	batch.size           3000       the most rows one statement writes
-//	errors.tolerance     none       all: records the sink cannot turn into rows are
-//	                                logged and skipped (see Bad records)
+//	errors.tolerance     none       the worker's: with all, records the sink cannot turn
+//	                                into rows are skipped (see Bad records)
 //
 // Identifiers are quoted, so table and column names keep their case.
 //
@@ -113,15 +113,16 @@
 // # Bad records
 //
 // A value that is not an object, a null key with pk.mode=record_key, a
-// missing or null key field, or an unencodable value make Put return a
-// *RecordError (matching ErrBadRecord) naming the record, which fails the
-// task with that trace. With errors.tolerance=all the task logs such records
-// (see Logger) and skips them; they do not reach the dead letter queue,
-// which the worker fills only with records that fail conversion or
-// transformation. Database errors (a missing table without auto.create, a
-// column without auto.evolve, a value the column type rejects) fail the
-// flush and the task whatever errors.tolerance says, and nothing of the
-// batch is written.
+// missing or null key field, or an unencodable value make the record a bad
+// one: Put buffers the other records of the call and returns a
+// *connect.PutError listing the bad ones, each with a *RecordError
+// (matching ErrBadRecord). With errors.tolerance=none (the default) the
+// worker fails the task with that trace, naming the record; with all it
+// logs them, sends them to errors.deadletterqueue.topic.name if set (stage
+// TASK_PUT) and goes on. Database errors (a missing table without
+// auto.create, a column without auto.evolve, a value the column type
+// rejects) fail the flush and the task whatever errors.tolerance says, and
+// nothing of the batch is written.
 //
 // # Limitations
 //

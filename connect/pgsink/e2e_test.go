@@ -56,7 +56,7 @@ func TestWorkerEndToEnd(t *testing.T) {
 
 	produce(`{"id":1}`, event("r", "null", `{"id":1,"name":"Ann","email":"ann@example.com"}`),
 		`{"id":2}`, event("c", "null", `{"id":2,"name":"Bob","email":"bob@example.com"}`))
-	if _, err := w.Create(t.Context(), "pg", map[string]string{
+	cfg := map[string]string{
 		"connector.class":              "io.confluent.connect.jdbc.JdbcSinkConnector",
 		"topics":                       topic,
 		"connection.url":               s.DSN(db),
@@ -68,7 +68,8 @@ func TestWorkerEndToEnd(t *testing.T) {
 		"transforms":                   "unwrap",
 		"transforms.unwrap.type":       "io.debezium.transforms.ExtractNewRecordState",
 		"transforms.unwrap.add.fields": "op",
-	}); err != nil {
+	}
+	if _, err := w.Create(t.Context(), "pg", cfg); err != nil {
 		t.Fatal(err)
 	}
 	rows := func() []string {
@@ -116,8 +117,39 @@ func TestWorkerEndToEnd(t *testing.T) {
 		st, err = w.Status(t.Context(), "pg")
 		return err == nil && len(st.Tasks) == 1 && st.Tasks[0].State == "FAILED"
 	}, func() string { return fmt.Sprintf("task did not fail: %+v, %v", st, err) })
-	if !strings.Contains(st.Tasks[0].Trace, "value is a string, want an object") {
-		t.Fatalf("trace %q", st.Tasks[0].Trace)
+	if tr := st.Tasks[0].Trace; !strings.Contains(tr, topic+"-") || !strings.Contains(tr, "value is a string, want an object") {
+		t.Fatalf("trace %q", tr)
+	}
+
+	// With errors.tolerance=all the worker sends it to the dead letter
+	// queue and the sink goes on.
+	cfg["errors.tolerance"] = "all"
+	cfg["errors.deadletterqueue.topic.name"] = "dlq"
+	cfg["errors.deadletterqueue.context.headers.enable"] = "true"
+	if _, _, err := w.PutConfig(t.Context(), "pg", cfg); err != nil {
+		t.Fatal(err)
+	}
+	produce(`{"id":5}`, event("c", "null", `{"id":5,"name":"Di","email":"di@example.com"}`))
+	waitRows("1|Ann|ann@new.example.com|u", "3|Cy|cy@example.com|c", "5|Di|di@example.com|c")
+	dc, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()), kgo.ConsumeTopics("dlq"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dc.Close()
+	pctx, pcancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer pcancel()
+	fs := dc.PollFetches(pctx)
+	if err := fs.Err0(); err != nil || len(fs.Records()) != 1 {
+		t.Fatalf("dead letters: %v, %d records", err, len(fs.Records()))
+	}
+	dead := fs.Records()[0]
+	h := map[string]string{}
+	for _, kh := range dead.Headers {
+		h[kh.Key] = string(kh.Value)
+	}
+	if string(dead.Value) != `"not an object"` || h["__connect.errors.stage"] != "TASK_PUT" ||
+		!strings.Contains(h["__connect.errors.exception.message"], "want an object") {
+		t.Fatalf("dead letter %q, headers %v", dead.Value, h)
 	}
 }
 

@@ -291,6 +291,9 @@ func TestSink(t *testing.T) {
 		if !errors.As(err, &re) || re.Offset != 42 || !errors.Is(err, ErrBadRecord) {
 			t.Fatalf("non-object value: %v", err)
 		}
+		if pe, ok := errors.AsType[*connect.PutError](err); !ok || len(pe.Rejected) != 1 || pe.Rejected[0].Record.Offset != 42 {
+			t.Fatalf("non-object value: %v, want a connect.PutError naming the record", err)
+		}
 		for _, want := range []string{"orders-0@42", "value is a string, want an object", "ExtractNewRecordState"} {
 			if !strings.Contains(err.Error(), want) {
 				t.Fatalf("error %q does not say %q", err, want)
@@ -303,10 +306,16 @@ func TestSink(t *testing.T) {
 			t.Fatalf("unsupported field type: %v", err)
 		}
 
-		// errors.tolerance=all skips them and writes the rest.
-		cfg["errors.tolerance"] = "all"
+		// Put takes the good records of a call and returns the rejected
+		// ones; the worker decides (errors.tolerance) whether to go on.
 		tk = p.task(t, cfg)
-		write(t, tk, rec(int64(1), []any{"x"}), rec(int64(2), row("item", "b")), rec(nil, row("item", "c")))
+		err = tk.Put(t.Context(), []connect.SinkRecord{rec(int64(1), []any{"x"}), rec(int64(2), row("item", "b")), rec(nil, row("item", "c"))})
+		if pe, ok := errors.AsType[*connect.PutError](err); !ok || len(pe.Rejected) != 2 {
+			t.Fatalf("Put: %v, want 2 rejected records", err)
+		}
+		if err := tk.Flush(t.Context(), nil); err != nil {
+			t.Fatal(err)
+		}
 		p.want(t, "SELECT id, item FROM orders", "2|b")
 	})
 

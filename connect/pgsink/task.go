@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"maps"
 	"slices"
 	"strconv"
@@ -20,9 +19,9 @@ import (
 
 // ErrBadRecord is what a *RecordError unwraps to: a record that cannot
 // become a row (a value that is not an object, a missing or null key
-// field, a value that cannot be encoded). The task's Put returns it, which
-// fails the task, unless errors.tolerance=all, when the task logs the record
-// and skips it.
+// field, a value that cannot be encoded). The task's Put returns such
+// records in a *connect.PutError; see connect.PutError for what the worker
+// does with them.
 var ErrBadRecord = errors.New("pgsink: bad record")
 
 // RecordError names the record that Put rejected and why. It matches
@@ -36,7 +35,7 @@ type RecordError struct {
 
 // Error implements error.
 func (e *RecordError) Error() string {
-	return fmt.Sprintf("pgsink: bad record %s-%d@%d: %s", e.Topic, e.Partition, e.Offset, e.Reason)
+	return "pgsink: bad record: " + e.Reason // the worker's messages name the record
 }
 
 // Unwrap returns ErrBadRecord.
@@ -126,7 +125,6 @@ type tableBuf struct {
 }
 
 type task struct {
-	log  *slog.Logger
 	c    *config
 	conn *pgx.Conn
 
@@ -168,16 +166,19 @@ func (t *task) reset() {
 	t.tables, t.byTopic, t.pending = map[string]*tableBuf{}, map[string]*tableBuf{}, 0
 }
 
-// Put buffers recs; Flush writes them.
+// Put buffers recs; Flush writes them. Records that cannot become rows are
+// returned in a *connect.PutError (each with a *RecordError) after the
+// others are buffered: the worker skips them, or sends them to the dead
+// letter queue, under errors.tolerance=all, and fails the task otherwise.
 func (t *task) Put(_ context.Context, recs []connect.SinkRecord) error {
+	var rejected []connect.RejectedRecord
 	for i := range recs {
 		if err := t.add(&recs[i].Record); err != nil {
-			if !t.c.tolerateAll || !errors.Is(err, ErrBadRecord) {
-				return err
-			}
-			t.log.LogAttrs(context.Background(), slog.LevelWarn, "pgsink: skipping record", slog.String("topic", recs[i].Topic),
-				slog.Int("partition", int(recs[i].Partition)), slog.Int64("offset", recs[i].Offset), slog.Any("err", err))
+			rejected = append(rejected, connect.RejectedRecord{Record: recs[i], Err: err})
 		}
+	}
+	if len(rejected) > 0 {
+		return &connect.PutError{Rejected: rejected}
 	}
 	return nil
 }
