@@ -7,7 +7,6 @@ import (
 	"maps"
 	"math/big"
 	"reflect"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -324,7 +323,22 @@ type (
 	}
 )
 
-var avroName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+// validAvroName reports whether s is a valid Avro name:
+// [A-Za-z_][A-Za-z0-9_]*.
+func validAvroName(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c == '_' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || i > 0 && '0' <= c && c <= '9' {
+			continue
+		}
+		return false
+	}
+	return s != ""
+}
+
+// recordPath turns a field path (".a.b", "[]" for array items) into the
+// suffix of a nested record's name.
+var recordPath = strings.NewReplacer(".", "_", "[]", "_item")
 
 // avroInference infers one schema.
 type avroInference struct {
@@ -444,7 +458,7 @@ func (in *avroInference) record(vals []any, path string) (any, error) {
 	}
 	name := "ConnectDefault"
 	if path != "" {
-		name += strings.NewReplacer(".", "_", "[]", "_item").Replace(path)
+		name += recordPath.Replace(path)
 	}
 	for base, n := name, 2; in.names[name]; n++ {
 		name = base + strconv.Itoa(n)
@@ -452,7 +466,7 @@ func (in *avroInference) record(vals []any, path string) (any, error) {
 	in.names[name] = true
 	r := avroRecord{Type: "record", Name: name, Namespace: avroNamespace, Fields: []avroField{}}
 	for _, k := range slices.Sorted(maps.Keys(keys)) {
-		if !avroName.MatchString(k) {
+		if !validAvroName(k) {
 			return nil, fmt.Errorf("%s: %q is not a valid Avro field name ([A-Za-z_][A-Za-z0-9_]*)", describePath(path), k)
 		}
 		fv := make([]any, 0, len(vals))
