@@ -215,10 +215,13 @@ func TestSink(t *testing.T) {
 		write(t, tk, rec(int64(6), nil), rec(int64(6), row("item", "f2")))
 		p.want(t, "SELECT id, item, qty FROM orders WHERE id = 6", "6|f2|NULL")
 
-		// Without delete.enabled, tombstones are skipped.
+		// Without delete.enabled, tombstones are skipped, and their table
+		// need not exist.
 		tk = p.task(t, map[string]string{"insert.mode": "upsert", "pk.mode": "record_key"})
-		write(t, tk, rec(int64(1), nil))
-		p.want(t, "SELECT count(*) FROM orders", "3")
+		ghost := rec(int64(1), nil)
+		ghost.Topic = "ghost"
+		write(t, tk, rec(int64(1), nil), ghost, rec(int64(7), row("item", "g")))
+		p.want(t, "SELECT id, item FROM orders ORDER BY id", "1|a2", "5|e2", "6|f2", "7|g")
 	})
 
 	t.Run("auto create", func(t *testing.T) {

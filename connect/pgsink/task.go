@@ -373,6 +373,9 @@ func (t *task) Flush(ctx context.Context, _ map[connect.TopicPartition]int64) er
 	defer t.reset()
 	err := pgx.BeginFunc(ctx, t.conn, func(tx pgx.Tx) error {
 		for _, name := range slices.Sorted(maps.Keys(t.tables)) {
+			if len(t.tables[name].ops) == 0 {
+				continue // only skipped or rejected records: the table need not exist
+			}
 			if err := t.writeTable(ctx, tx, t.tables[name]); err != nil {
 				return err
 			}
