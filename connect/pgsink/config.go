@@ -4,6 +4,7 @@ import (
 	"maps"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -27,6 +28,8 @@ const (
 	defaultTableFormat = "${topic}"
 	defaultBatchSize   = 3000
 	defaultKeyField    = "id"
+	defaultMaxRetries  = 10
+	defaultBackoff     = 3 * time.Second
 )
 
 // config is a parsed and validated task configuration.
@@ -40,6 +43,8 @@ type config struct {
 	autoCreate  bool
 	autoEvolve  bool
 	batchSize   int
+	maxRetries  int
+	backoff     time.Duration
 }
 
 type sink struct{}
@@ -66,6 +71,10 @@ func (sink) ConfigDef() []connect.ConfigKey {
 			Doc: "ALTER TABLE ADD COLUMN (nullable) for fields the table lacks."},
 		{Name: "batch.size", Type: "INT", Default: strconv.Itoa(defaultBatchSize), Importance: "LOW",
 			Doc: "The most rows written by one statement; all statements of a flush share one transaction."},
+		{Name: "max.retries", Type: "INT", Default: strconv.Itoa(defaultMaxRetries), Importance: "MEDIUM",
+			Doc: "How many times a flush that failed for a passing reason (connection lost, serialization failure, deadlock, server shutdown) is tried again before the task fails."},
+		{Name: "retry.backoff.ms", Type: "INT", Default: strconv.Itoa(int(defaultBackoff / time.Millisecond)), Importance: "MEDIUM",
+			Doc: "The wait before each retry, in milliseconds."},
 	}
 }
 
@@ -98,7 +107,8 @@ func invalid(key, value, want string) connect.ConfigError {
 // errors are returned.
 func parseConfig(cfg map[string]string) (*config, []connect.ConfigError) {
 	var errs []connect.ConfigError
-	c := &config{tableFormat: defaultTableFormat, pkMode: "none", batchSize: defaultBatchSize}
+	c := &config{tableFormat: defaultTableFormat, pkMode: "none", batchSize: defaultBatchSize,
+		maxRetries: defaultMaxRetries, backoff: defaultBackoff}
 
 	if url := strings.TrimSpace(cfg["connection.url"]); url == "" {
 		errs = append(errs, missing("connection.url"))
@@ -158,14 +168,26 @@ func parseConfig(cfg map[string]string) (*config, []connect.ConfigError) {
 	if c.pkMode == "none" && len(c.pkFields) > 0 {
 		errs = append(errs, invalid("pk.fields", cfg["pk.fields"], "pk.mode=none takes no primary key fields"))
 	}
-	if s, ok := cfg["batch.size"]; ok && strings.TrimSpace(s) != "" {
-		if n, err := strconv.Atoi(strings.TrimSpace(s)); err != nil || n < 1 {
-			errs = append(errs, invalid("batch.size", s, "want an integer >= 1"))
-		} else {
-			c.batchSize = n
-		}
-	}
+	parseInt(cfg, "batch.size", 1, &c.batchSize, &errs)
+	parseInt(cfg, "max.retries", 0, &c.maxRetries, &errs)
+	ms := int(defaultBackoff / time.Millisecond)
+	parseInt(cfg, "retry.backoff.ms", 0, &ms, &errs)
+	c.backoff = time.Duration(ms) * time.Millisecond
 	return c, errs
+}
+
+// parseInt sets *dst from cfg[key] when it is set, an integer >= min.
+func parseInt(cfg map[string]string, key string, min int, dst *int, errs *[]connect.ConfigError) {
+	s := strings.TrimSpace(cfg[key])
+	if s == "" {
+		return
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < min {
+		*errs = append(*errs, invalid(key, s, "want an integer >= "+strconv.Itoa(min)))
+		return
+	}
+	*dst = n
 }
 
 func parseBool(cfg map[string]string, key string, errs *[]connect.ConfigError) (bool, bool) {

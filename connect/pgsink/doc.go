@@ -43,6 +43,8 @@
 //	auto.create          false      CREATE TABLE for a missing table
 //	auto.evolve          false      ALTER TABLE ADD COLUMN for fields the table lacks
 //	batch.size           3000       the most rows one statement writes
+//	max.retries          10         retries of a flush that failed for a passing reason
+//	retry.backoff.ms     3000       the wait before each retry
 //	errors.tolerance     none       the worker's: with all, records the sink cannot turn
 //	                                into rows are skipped (see Bad records)
 //
@@ -134,5 +136,9 @@
 //     quote.sql.identifiers are not supported.
 //   - Several tasks writing to one table that does not exist yet may race
 //     on CREATE TABLE; the loser fails and succeeds when restarted.
-//   - One connection per task; a lost connection fails the task.
+//   - One connection per task. A flush whose transaction fails because the
+//     connection was lost, on a serialization failure or deadlock, or while
+//     the server shuts down is retried (max.retries, retry.backoff.ms) on a
+//     new connection if needed, but within the worker's 30-second limit for
+//     a batch; other errors fail the task at once.
 package pgsink

@@ -322,6 +322,25 @@ func TestSink(t *testing.T) {
 		p.want(t, "SELECT id, item FROM orders", "2|b")
 	})
 
+	t.Run("retry after lost connection", func(t *testing.T) {
+		p := newDB(t, s)
+		pgtest.Exec(t, s, p.db, ordersTable)
+		cfg := map[string]string{"insert.mode": "upsert", "pk.mode": "record_key", "retry.backoff.ms": "10"}
+		tk := p.task(t, cfg)
+		write(t, tk, rec(int64(1), row("item", "a")))
+		kill := `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = '` + p.db + `' AND pid <> pg_backend_pid()`
+		p.want(t, kill, "1")
+		write(t, tk, rec(int64(2), row("item", "b")))
+		p.want(t, "SELECT id, item FROM orders ORDER BY id", "1|a", "2|b")
+
+		cfg["max.retries"] = "0"
+		tk = p.task(t, cfg)
+		p.want(t, kill, "2") // both tasks' connections
+		if err := writeErr(t, tk, rec(int64(3), row("item", "c"))); err == nil {
+			t.Fatal("flush on a killed connection with max.retries=0 succeeded")
+		}
+	})
+
 	t.Run("missing table", func(t *testing.T) {
 		p := newDB(t, s)
 		tk := p.task(t, map[string]string{})
@@ -365,7 +384,8 @@ func TestValidate(t *testing.T) {
 		{"delete without record_key", map[string]string{"pk.mode": "record_value", "pk.fields": "id", "delete.enabled": "true"}, []string{"delete.enabled: Invalid value \"true\" for configuration delete.enabled: deletes need the key"}},
 		{"record_value without fields", map[string]string{"pk.mode": "record_value"}, []string{"pk.fields: Invalid value \"\" for configuration pk.fields: pk.mode=record_value needs"}},
 		{"fields without pk", map[string]string{"pk.fields": "id"}, []string{"pk.fields: Invalid value"}},
-		{"booleans and batch", map[string]string{"auto.create": "yes", "batch.size": "0"}, []string{"auto.create: Invalid value", "batch.size: Invalid value"}},
+		{"booleans and numbers", map[string]string{"auto.create": "yes", "batch.size": "0", "max.retries": "-1", "retry.backoff.ms": "x"},
+			[]string{"auto.create: Invalid value", "batch.size: Invalid value", "max.retries: Invalid value", "retry.backoff.ms: Invalid value"}},
 		{"table format", map[string]string{"table.name.format": "a.b.${topic}"}, []string{"table.name.format: Invalid value"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

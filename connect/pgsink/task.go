@@ -10,8 +10,10 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/sluicehq/sluice/connect"
@@ -365,12 +367,41 @@ func pkText(pkv []cell) []string {
 }
 
 // Flush implements connect.Flusher: it writes the buffered records in one
-// transaction.
+// transaction. A transaction that fails for a reason that may pass (the
+// connection was lost, a serialization failure or deadlock, the server
+// shutting down) is retried up to max.retries times, retry.backoff.ms
+// apart, on a new connection when the old one is closed.
 func (t *task) Flush(ctx context.Context, _ map[connect.TopicPartition]int64) error {
 	if t.pending == 0 {
 		return nil
 	}
 	defer t.reset()
+	for attempt := 0; ; attempt++ {
+		err := t.flushOnce(ctx)
+		if err == nil {
+			return nil
+		}
+		if attempt >= t.c.maxRetries || !t.retriable(err) || ctx.Err() != nil {
+			return err
+		}
+		tm := time.NewTimer(t.c.backoff)
+		select {
+		case <-ctx.Done():
+			tm.Stop()
+			return err
+		case <-tm.C:
+		}
+		if t.conn.IsClosed() {
+			conn, cerr := pgx.ConnectConfig(ctx, t.c.conn)
+			if cerr != nil {
+				continue // counts as an attempt
+			}
+			t.conn = conn
+		}
+	}
+}
+
+func (t *task) flushOnce(ctx context.Context) error {
 	err := pgx.BeginFunc(ctx, t.conn, func(tx pgx.Tx) error {
 		for _, name := range slices.Sorted(maps.Keys(t.tables)) {
 			if len(t.tables[name].ops) == 0 {
@@ -387,6 +418,23 @@ func (t *task) Flush(ctx context.Context, _ map[connect.TopicPartition]int64) er
 		return err
 	}
 	return nil
+}
+
+// retriable reports whether a failed flush may succeed when run again.
+func (t *task) retriable(err error) bool {
+	if t.conn.IsClosed() || pgconn.SafeToRetry(err) {
+		return true
+	}
+	if pe, ok := errors.AsType[*pgconn.PgError](err); ok {
+		switch {
+		case strings.HasPrefix(pe.Code, "08"), // connection exception
+			strings.HasPrefix(pe.Code, "40"),                           // transaction rollback: serialization failure, deadlock
+			strings.HasPrefix(pe.Code, "53"),                           // insufficient resources
+			pe.Code == "57P01", pe.Code == "57P02", pe.Code == "57P03": // shutdown, cannot connect now
+			return true
+		}
+	}
+	return false
 }
 
 func (t *task) Stop() error {
