@@ -21,7 +21,10 @@
 //
 // ExtractNewRecordState turns each change event into its row ("after") and
 // drops "d" events; the tombstone Debezium writes after a delete then
-// deletes the row. Records go to table dbserver1_inventory_customers.
+// deletes the row. Records go to table dbserver1_inventory_customers. Any
+// value converter that yields objects works: JSON (the default), or Avro
+// from a Schema Registry (value.converter=avro and
+// value.converter.schema.registry.url).
 //
 // # Configuration
 //
