@@ -138,7 +138,9 @@ type Committer interface {
 // task is not a Flusher, the worker commits the records' offsets to the
 // consumer group, so Put must have made them durable; an error marks the
 // task FAILED and nothing is committed, so the records are delivered again
-// after a restart (at-least-once).
+// after a restart (at-least-once). A *PutError instead names single
+// records Put rejected while it took the others; under errors.tolerance=all
+// the worker skips those and carries on (see PutError).
 type SinkTask interface {
 	Start(ctx context.Context, cfg map[string]string) error
 	Put(ctx context.Context, records []SinkRecord) error

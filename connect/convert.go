@@ -210,6 +210,8 @@ func converter(cfg map[string]string, prefix string) (Converter, error) {
 		return StringConverter{}, nil
 	case "bytes", "org.apache.kafka.connect.converters.ByteArrayConverter":
 		return BytesConverter{}, nil
+	case "avro", "io.confluent.connect.avro.AvroConverter":
+		return newAvroConverter(cfg, prefix)
 	}
-	return nil, ConfigError{prefix, fmt.Sprintf("unknown converter %q (want JsonConverter, StringConverter or ByteArrayConverter)", class)}
+	return nil, ConfigError{prefix, fmt.Sprintf("unknown converter %q (want JsonConverter, StringConverter, ByteArrayConverter or AvroConverter)", class)}
 }

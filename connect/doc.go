@@ -93,11 +93,16 @@
 //
 // Keys and values are schemaless (see Record). key.converter and
 // value.converter choose JSON (default, schemas.enable=false by default),
-// string or bytes converters, by Kafka's class names or json, string and
-// bytes. Transformations and predicates use Kafka Connect's configuration
-// names; see newTransformation for the supported classes. With
-// errors.tolerance=all, records failing conversion or transformation are
-// skipped (logged) instead of failing the task, and a sink sends them to
-// errors.deadletterqueue.topic.name, with __connect.errors.* headers when
+// string, bytes or Avro converters, by Kafka's class names or json, string,
+// bytes and avro. The Avro converter (io.confluent.connect.avro.AvroConverter)
+// needs <prefix>.schema.registry.url (and optionally
+// <prefix>.basic.auth.user.info): it infers a record schema from each value,
+// registers it under <topic>-value or <topic>-key and writes Confluent's wire
+// format; see AvroConverter. Transformations and predicates use Kafka
+// Connect's configuration names; see newTransformation for the supported
+// classes. With errors.tolerance=all, records failing conversion or
+// transformation, and records a sink task's Put rejects with a PutError,
+// are skipped (logged) instead of failing the task, and a sink sends them
+// to errors.deadletterqueue.topic.name, with __connect.errors.* headers when
 // errors.deadletterqueue.context.headers.enable=true.
 package connect

@@ -69,3 +69,44 @@ func (e *InvalidConfigError) Error() string {
 
 // Unwrap makes the error match ErrBadRequest.
 func (e *InvalidConfigError) Unwrap() error { return ErrBadRequest }
+
+// RejectedRecord is a record a sink task did not take, and why.
+type RejectedRecord struct {
+	Record SinkRecord
+	Err    error
+}
+
+// PutError is returned by SinkTask.Put for the records it rejects one by
+// one (a value it cannot write, say) when it took all the others of the
+// call: they are buffered or written as if they had been passed alone.
+//
+// With errors.tolerance=all the worker logs each rejected record, sends it
+// to errors.deadletterqueue.topic.name when one is set (stage TASK_PUT),
+// and goes on to Flush and commit the offsets of the whole batch. With
+// none, the task fails with the error, like any other Put error. Kafka
+// Connect's sinks report such records through an ErrantRecordReporter.
+type PutError struct {
+	Rejected []RejectedRecord
+}
+
+// Error summarises the rejected records with the first one's error.
+func (e *PutError) Error() string {
+	if len(e.Rejected) == 0 {
+		return "connect: no records rejected"
+	}
+	r := e.Rejected[0]
+	msg := fmt.Sprintf("%s-%d@%d: %v", r.Record.Topic, r.Record.Partition, r.Record.Offset, r.Err)
+	if n := len(e.Rejected); n > 1 {
+		msg += fmt.Sprintf(" (and %d more rejected records)", n-1)
+	}
+	return msg
+}
+
+// Unwrap returns the errors of the rejected records.
+func (e *PutError) Unwrap() []error {
+	out := make([]error, len(e.Rejected))
+	for i, r := range e.Rejected {
+		out[i] = r.Err
+	}
+	return out
+}

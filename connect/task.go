@@ -337,7 +337,13 @@ func (w *Worker) deliverSink(ctx context.Context, cl *kgo.Client, name string, i
 	put := func(ctx context.Context) error {
 		if len(out) > 0 {
 			if err := t.Put(ctx, out); err != nil {
-				return fmt.Errorf("put: %w", err)
+				pe, ok := errors.AsType[*PutError](err)
+				if !ok || !tolerateAll {
+					return fmt.Errorf("put: %w", err)
+				}
+				if err := w.rejected(ctx, name, id, t, recs, pe, dlq, dlqHeaders); err != nil {
+					return err
+				}
 			}
 		}
 		if f, ok := t.(Flusher); ok {
@@ -373,6 +379,34 @@ func (w *Worker) deliverSink(ctx context.Context, cl *kgo.Client, name string, i
 	}
 	if err := cl.CommitRecords(ctx, recs...); err != nil {
 		return fmt.Errorf("commit offsets: %w", err)
+	}
+	return nil
+}
+
+// rejected handles the records a sink task's Put rejected under
+// errors.tolerance=all: logged, and sent to the dead letter queue if set.
+func (w *Worker) rejected(ctx context.Context, name string, id int, t SinkTask, recs []*kgo.Record, pe *PutError, dlq string, dlqHeaders bool) error {
+	type at struct {
+		tp  TopicPartition
+		off int64
+	}
+	byOffset := make(map[at]*kgo.Record, len(recs))
+	for _, kr := range recs {
+		byOffset[at{TopicPartition{kr.Topic, kr.Partition}, kr.Offset}] = kr
+	}
+	var dead []*kgo.Record
+	for _, r := range pe.Rejected {
+		w.log.Warn("connect: sink task rejected record", "connector", name, "task", id, "topic", r.Record.Topic,
+			"partition", r.Record.Partition, "offset", r.Record.Offset, "err", r.Err)
+		kr := byOffset[at{TopicPartition{r.Record.Topic, r.Record.Partition}, r.Record.Offset}]
+		if dlq != "" && kr != nil {
+			dead = append(dead, deadLetter(kr, dlq, dlqHeaders, name, id, "TASK_PUT", fmt.Sprintf("%T", t), r.Err))
+		}
+	}
+	if len(dead) > 0 {
+		if err := w.data.ProduceSync(ctx, dead...).FirstErr(); err != nil {
+			return fmt.Errorf("dead letter queue %s: %w", dlq, err)
+		}
 	}
 	return nil
 }

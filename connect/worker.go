@@ -1026,14 +1026,14 @@ var workerKeys = []ConfigKey{
 	{Name: "name", Type: "STRING", Required: true, Importance: "HIGH", Doc: "Globally unique name of the connector."},
 	{Name: "connector.class", Type: "STRING", Required: true, Importance: "HIGH", Doc: "Class name or alias of the connector."},
 	{Name: "tasks.max", Type: "INT", Default: "1", Importance: "HIGH", Doc: "Maximum number of tasks."},
-	{Name: "key.converter", Type: "CLASS", Importance: "LOW", Doc: "Key converter: JsonConverter (default), StringConverter or ByteArrayConverter."},
-	{Name: "value.converter", Type: "CLASS", Importance: "LOW", Doc: "Value converter: JsonConverter (default), StringConverter or ByteArrayConverter."},
+	{Name: "key.converter", Type: "CLASS", Importance: "LOW", Doc: "Key converter: JsonConverter (default), StringConverter, ByteArrayConverter or AvroConverter."},
+	{Name: "value.converter", Type: "CLASS", Importance: "LOW", Doc: "Value converter: JsonConverter (default), StringConverter, ByteArrayConverter or AvroConverter."},
 	{Name: "transforms", Type: "LIST", Importance: "LOW", Doc: "Aliases of the transformations to apply, in order."},
 	{Name: "predicates", Type: "LIST", Importance: "LOW", Doc: "Aliases of the predicates used by transformations."},
-	{Name: "errors.tolerance", Type: "STRING", Default: "none", Importance: "MEDIUM", Doc: "none: a conversion or transformation error fails the task; all: the record is skipped."},
+	{Name: "errors.tolerance", Type: "STRING", Default: "none", Importance: "MEDIUM", Doc: "none: a conversion or transformation error, or a record a sink rejects, fails the task; all: the record is skipped."},
 	{Name: "topics", Type: "LIST", Importance: "HIGH", Doc: "Sinks: topics to consume."},
 	{Name: "topics.regex", Type: "STRING", Importance: "HIGH", Doc: "Sinks: regular expression of topics to consume."},
-	{Name: "errors.deadletterqueue.topic.name", Type: "STRING", Importance: "MEDIUM", Doc: "Sinks: topic receiving records that failed conversion or transformation (with errors.tolerance=all)."},
+	{Name: "errors.deadletterqueue.topic.name", Type: "STRING", Importance: "MEDIUM", Doc: "Sinks: topic receiving records that failed conversion or transformation, or that the sink rejected (with errors.tolerance=all)."},
 	{Name: "errors.deadletterqueue.context.headers.enable", Type: "BOOLEAN", Default: "false", Importance: "MEDIUM", Doc: "Sinks: add __connect.errors.* headers to dead letters."},
 }
 
