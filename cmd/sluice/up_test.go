@@ -58,7 +58,7 @@ func TestUpRunsBrokerAndRegistry(t *testing.T) {
 	}
 	body, _ = io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != 200 || !strings.Contains(string(body), `"class":"file-source"`) || !strings.Contains(string(body), `"class":"postgres-cdc"`) {
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"class":"file-source"`) || !strings.Contains(string(body), `"class":"postgres-cdc"`) || !strings.Contains(string(body), `"class":"postgres-sink"`) {
 		t.Fatalf("GET /connector-plugins: %d %s", resp.StatusCode, body)
 	}
 	cancel()
