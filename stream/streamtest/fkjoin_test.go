@@ -242,3 +242,47 @@ func TestForeignKeyJoinBuildErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestForeignKeyJoinSelfAndUnnamed joins a table with itself (employees
+// with their managers; one sub-topology then holds both sides) without
+// naming the join, and queries the result by its generated store name.
+func TestForeignKeyJoinSelfAndUnnamed(t *testing.T) {
+	b := stream.NewBuilder()
+	emp := stream.Table(b, "employees", str, str, stream.Materialized("employees")) // value "name:manager id"
+	manager := func(v string) string {
+		_, m, _ := strings.Cut(v, ":")
+		return m
+	}
+	name := func(v string) string {
+		n, _, _ := strings.Cut(v, ":")
+		return n
+	}
+	reports := stream.ForeignKeyLeftJoin(emp, emp, manager, func(e, m string, found bool) string {
+		if !found {
+			return name(e) + " reports to nobody"
+		}
+		return name(e) + " reports to " + name(m)
+	}, stream.ValueSerde(str))
+	reports.ToStream().To("reports")
+	store := reports.StoreName()
+	if !strings.HasPrefix(store, "KTABLE-FK-JOIN-OUTPUT-STATE-STORE-") {
+		t.Fatalf("generated store name %q", store)
+	}
+	topo := build(t, b)
+	if desc := topo.Describe(); strings.Contains(desc, "Sub-topology: 1") || !strings.Contains(desc, "-subscription-registration-topic") {
+		t.Fatalf("one sub-topology reading its own subscriptions:\n%s", desc)
+	}
+	d := streamtest.New(t, topo, streamtest.Partitions("employees", 4))
+	in := streamtest.Input(d, "employees", str, str)
+	in.Pipe("e1", "Ada:", ts(1))
+	in.Pipe("e2", "Bob:e1", ts(2))
+	in.Pipe("e3", "Cy:e1", ts(3))
+	check(t, "reports", readChanges(d, "reports"), []string{"e1=Ada reports to nobody", "e2=Bob reports to Ada", "e3=Cy reports to Ada"})
+	// A rename reaches both reports, and the manager's own row.
+	in.Pipe("e1", "Ada Lovelace:", ts(4))
+	check(t, "rename", readChanges(d, "reports"),
+		[]string{"e1=Ada Lovelace reports to nobody", "e2=Bob reports to Ada Lovelace", "e3=Cy reports to Ada Lovelace"})
+	in.Pipe("e3", "Cy:e2", ts(5))
+	in.PipeTombstone("e1", ts(6))
+	check(t, "store", streamtest.Store(d, store, str, str), map[string]string{"e2": "Bob reports to nobody", "e3": "Cy reports to Bob"})
+}
