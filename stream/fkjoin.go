@@ -11,13 +11,15 @@ import (
 // ForeignKeyJoin joins each row of left with the row of right whose key fk
 // extracts from the left value (Kafka Streams' KTable.join with a foreign
 // key extractor, KIP-213). The result is a table keyed by the left key,
-// materialized in a store (Materialized or Named names it; InMemory,
-// WithoutChangelog and WithoutCache apply to it) whose values are encoded
-// with the serde given by ValueSerde[R], which is required.
+// materialized in a store (Materialized or Named names it; WithoutChangelog
+// and WithoutCache apply to it, InMemory to it and to the subscription
+// store) whose values are encoded with the serde given by ValueSerde[R],
+// which is required.
 //
 // Both tables must be materialized (a source table, an aggregation, or
-// ToTable) and need not be co-partitioned: a left row subscribes to its
-// foreign key through the internal topic
+// ToTable; materialize a Filter or TableMapValues result with
+// ToStream().ToTable) and need not be co-partitioned: a left row
+// subscribes to its foreign key through the internal topic
 // <app-id>-<name>-subscription-registration-topic (partitioned like the
 // right table, whose key serde must encode keys as they are in its topic),
 // the right side keeps the subscriptions in the store
@@ -56,7 +58,7 @@ type fkMsg struct {
 	partition int32 // -1: by key
 }
 
-// fkTopics names the pieces of one foreign-key join.
+// fkNames names the pieces of one foreign-key join.
 type fkNames struct {
 	base      string // <name>
 	named     bool   // the user named the join: name the nodes after it

@@ -7,40 +7,7 @@ import (
 )
 
 // The records of a foreign-key join's internal topics and its subscription
-// store. Every encoding starts with a version byte (0); decoders reject
-// other versions and short input, so a topic written by a later format
-// fails loudly instead of being misread.
-//
-// Subscription (value of <app-id>-<name>-subscription-registration-topic,
-// keyed by the foreign key as the right table's key serde encodes it):
-//
-//	+---------+-------------+----------------+-----------+----------------+
-//	| version | instruction | left partition | hash      | left key       |
-//	| 1 byte  | 1 byte      | int32 BE       | 16 bytes  | rest (key      |
-//	|         |             |                |           | serde of left) |
-//	+---------+-------------+----------------+-----------+----------------+
-//
-// Instructions: 0 unsubscribe (no answer), 1 subscribe and answer only if
-// the right row exists, 2 subscribe and answer in any case (with "no
-// row" when there is none). The hash is FNV-128a of the left row's value
-// as stored (all zero for an unsubscribe).
-//
-// Subscription store entry (on the right side; compacted changelog
-// <app-id>-<name>-subscription-store-changelog):
-//
-//	key:   | len(fk) uint32 BE | fk | left key |
-//	value: | version | left partition int32 BE | hash 16 bytes | ts int64 BE |
-//
-// so that a prefix scan over len(fk)+fk finds the left keys subscribed to
-// a right key (Kafka Streams' CombinedKey).
-//
-// Response (value of <app-id>-<name>-subscription-response-topic, keyed by
-// the left key, written to the partition of the subscribing task):
-//
-//	+---------+--------+-----------+----------------------------------+
-//	| version | flags  | hash      | right value (if flags&1: found)  |
-//	| 1 byte  | 1 byte | 16 bytes  | rest (value serde of right)      |
-//	+---------+--------+-----------+----------------------------------+
+// store are specified in the package doc ("Foreign-key join records").
 
 // fkInstruction tells the right side what a subscription wants.
 type fkInstruction byte
