@@ -3,6 +3,7 @@ package stream
 import (
 	"bytes"
 	"fmt"
+	"slices"
 
 	"github.com/sluicehq/sluice/serde"
 	"github.com/sluicehq/sluice/table"
@@ -132,6 +133,12 @@ func foreignKeyJoin[K, V, KO, VO, R any](left KTable[K, V], right KTable[KO, VO]
 	resolver := b.newNode(kindProcessor, "KTABLE-FK-JOIN-SUBSCRIPTION-RESPONSE-RESOLVER-PROCESSOR", nm.node("subscription-response-resolver"), respSrc)
 	resolver.stores = []string{left.store}
 	outN, out, store, mkOut := materialize[K, R](b, resolver, "FK-JOIN-OUTPUT", o, left.kSerde, rs)
+	if rs == nil && o.valueSerde == nil {
+		// Say where the serde comes from (materialize's generic message
+		// does not know).
+		outN.missing = slices.DeleteFunc(outN.missing, func(m string) bool { return m == "value" })
+		b.fail(fmt.Errorf("%w: %w: %s: no serde for the join's results: pass one with stream.ValueSerde", ErrInvalidTopology, ErrMissingSerde, outN.name))
+	}
 	// Rows left without a foreign key are resolved at once, by the
 	// registration processor.
 	outN.parents = append(outN.parents, reg)

@@ -223,7 +223,7 @@ func TestForeignKeyJoinBuildErrors(t *testing.T) {
 	}{
 		{"no result serde", func(b *stream.Builder) {
 			stream.ForeignKeyJoin(stream.Table(b, "l", str, str), stream.Table(b, "r", str, str), fk, join, stream.Named("j"))
-		}, stream.ErrMissingSerde, "j"},
+		}, stream.ErrMissingSerde, "j: no serde for the join's results: pass one with stream.ValueSerde"},
 		{"wrong result serde", func(b *stream.Builder) {
 			stream.ForeignKeyJoin(stream.Table(b, "l", str, str), stream.Table(b, "r", str, str), fk, join, stream.Named("j"), stream.ValueSerde(i64))
 		}, stream.ErrInvalidTopology, "ValueSerde"},
