@@ -50,11 +50,13 @@ func fkJoins(t *testing.T) *stream.Topology {
 // and checks the results against the joins of the final tables.
 func TestForeignKeyJoinEndToEnd(t *testing.T) {
 	for name, start := range clusters {
-		t.Run(name, func(t *testing.T) { testForeignKeyJoin(t, start(t)) })
+		for _, g := range []stream.ProcessingGuarantee{stream.AtLeastOnce, stream.ExactlyOnce} {
+			t.Run(name+"/"+g.String(), func(t *testing.T) { testForeignKeyJoin(t, start(t), g) })
+		}
 	}
 }
 
-func testForeignKeyJoin(t *testing.T, addr string) {
+func testForeignKeyJoin(t *testing.T, addr string, g stream.ProcessingGuarantee) {
 	createTopics(t, addr, 3, "orders", "enrich", "enrich-left")
 	createTopics(t, addr, 2, "products")
 	cl := client(t, addr)
@@ -96,9 +98,46 @@ func testForeignKeyJoin(t *testing.T, addr string) {
 		}
 	}
 
-	app := startApp(t, addr, fkJoins(t), stream.AppID("fk"))
+	// expect joins the tables as they are now.
+	expect := func() (inner, left map[string]string) {
+		inner, left = map[string]string{}, map[string]string{}
+		for k, o := range tables["orders"] {
+			p, _, _ := strings.Cut(o, ":")
+			name, ok := tables["products"][p]
+			if ok && p != "" {
+				inner[k] = o + "/" + name
+				left[k] = o + "/" + name
+			} else {
+				left[k] = o + "/-"
+			}
+		}
+		return inner, left
+	}
+	// settle waits until the app has processed everything: under
+	// at-least-once, until the group has committed every input and
+	// internal topic to its end; under exactly-once (where transaction
+	// markers keep committed offsets short of the ends), until the
+	// stores hold the joins of the tables as written.
+	settle := func(app *running) {
+		t.Helper()
+		if g == stream.AtLeastOnce {
+			waitIdle(t, addr, "fk", "orders", "products")
+			return
+		}
+		inner, left := expect()
+		deadline := time.Now().Add(30 * time.Second)
+		for !maps.Equal(storeStrings(app, "enrich"), inner) || !maps.Equal(storeStrings(app, "enrich-left"), left) {
+			if time.Now().After(deadline) {
+				t.Fatalf("stores after 30s:\n enrich      %v\n want        %v\n enrich-left %v\n want        %v",
+					storeStrings(app, "enrich"), inner, storeStrings(app, "enrich-left"), left)
+			}
+			time.Sleep(20 * time.Millisecond) // polling a condition with a deadline
+		}
+	}
+
+	app := startApp(t, addr, fkJoins(t), stream.AppID("fk"), stream.Guarantee(g))
 	history(200)
-	waitIdle(t, addr, "fk", "orders", "products")
+	settle(app)
 	// Stop in the middle of more work (some of it may still be in the
 	// internal topics), write more while the app is down, then restart
 	// on a new state directory: the stores, the subscription stores
@@ -106,7 +145,7 @@ func testForeignKeyJoin(t *testing.T, addr string) {
 	history(20)
 	app.stop(t)
 	history(40)
-	app = startApp(t, addr, fkJoins(t), stream.AppID("fk"))
+	app = startApp(t, addr, fkJoins(t), stream.AppID("fk"), stream.Guarantee(g))
 	// Every right row changes last, and no left row: the answers reach
 	// the left rows through their subscriptions, those made before the
 	// restart included.
@@ -117,19 +156,9 @@ func testForeignKeyJoin(t *testing.T, addr string) {
 	put("orders", "o20", ":1")
 	put("orders", "o21", "p9:1")
 	put("products", "p5", "")
-	waitIdle(t, addr, "fk", "orders", "products")
+	settle(app)
 
-	inner, left := map[string]string{}, map[string]string{}
-	for k, o := range tables["orders"] {
-		p, _, _ := strings.Cut(o, ":")
-		name, ok := tables["products"][p]
-		if ok && p != "" {
-			inner[k] = o + "/" + name
-			left[k] = o + "/" + name
-		} else {
-			left[k] = o + "/-"
-		}
-	}
+	inner, left := expect()
 	if len(inner) == 0 || len(inner) == len(left) {
 		t.Fatalf("the history should leave rows with and without a right row: inner %v, left %v", inner, left)
 	}
@@ -137,14 +166,17 @@ func testForeignKeyJoin(t *testing.T, addr string) {
 		name string
 		want map[string]string
 	}{{"enrich", inner}, {"enrich-left", left}} {
-		if got := lastStrings(t, addr, c.name); !maps.Equal(got, c.want) {
-			t.Errorf("topic %s:\n got  %v\n want %v", c.name, got, c.want)
-		}
-		got := map[string]string{}
-		for k, v := range stream.Query(app.app, c.name, str, str).All() {
-			got[k] = v
+		got := lastStrings(t, addr, c.name, g)
+		// Under exactly-once the stores may show the last results just
+		// before their transaction commits: read again until then.
+		for deadline := time.Now().Add(10 * time.Second); g == stream.ExactlyOnce && !maps.Equal(got, c.want) && time.Now().Before(deadline); {
+			time.Sleep(50 * time.Millisecond) // polling a condition with a deadline
+			got = lastStrings(t, addr, c.name, g)
 		}
 		if !maps.Equal(got, c.want) {
+			t.Errorf("topic %s:\n got  %v\n want %v", c.name, got, c.want)
+		}
+		if got := storeStrings(app, c.name); !maps.Equal(got, c.want) {
 			t.Errorf("store %s:\n got  %v\n want %v", c.name, got, c.want)
 		}
 	}
@@ -166,11 +198,26 @@ func testForeignKeyJoin(t *testing.T, addr string) {
 	}
 }
 
+// storeStrings returns the contents of a running app's store.
+func storeStrings(app *running, store string) map[string]string {
+	got := map[string]string{}
+	for k, v := range stream.Query(app.app, store, str, str).All() {
+		got[k] = v
+	}
+	return got
+}
+
 // lastStrings reads topic to its end and returns the last value per key,
-// without the keys whose last record is a tombstone.
-func lastStrings(t *testing.T, addr, topic string) map[string]string {
+// without the keys whose last record is a tombstone. Under exactly-once
+// it reads committed records only, and the end is the last record before
+// the last transaction marker.
+func lastStrings(t *testing.T, addr, topic string, g stream.ProcessingGuarantee) map[string]string {
 	t.Helper()
-	cl := client(t, addr, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	opts := []kgo.Opt{kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart())}
+	if g == stream.ExactlyOnce {
+		opts = append(opts, kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	}
+	cl := client(t, addr, opts...)
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
@@ -182,7 +229,11 @@ func lastStrings(t *testing.T, addr, topic string) map[string]string {
 	for {
 		done := true
 		ends.Each(func(e kadm.ListedOffset) {
-			if next[e.Partition] < e.Offset {
+			end := e.Offset
+			if g == stream.ExactlyOnce && end > 0 {
+				end-- // the commit marker
+			}
+			if next[e.Partition] < end {
 				done = false
 			}
 		})
