@@ -239,6 +239,14 @@ func fkRegistration[K, V, KO, VO, R any](tk *task, name string, left KTable[K, V
 		if !c.HasNew && !c.HasOld {
 			return
 		}
+		// A cached left table calls this at commit, outside the record
+		// processing that recovers panics of user code: fk and joiner
+		// panics go to the processing-error handler from here.
+		defer func() {
+			if p := recover(); p != nil {
+				tk.fail(fmt.Errorf("foreign-key join: panic: %v", p))
+			}
+		}()
 		pk, err := left.kSerde.AppendEncode(nil, r.key)
 		if err != nil {
 			tk.fail(fmt.Errorf("foreign-key join: serialize key: %w", err))

@@ -286,3 +286,41 @@ func TestForeignKeyJoinSelfAndUnnamed(t *testing.T) {
 	in.PipeTombstone("e1", ts(6))
 	check(t, "store", streamtest.Store(d, store, str, str), map[string]string{"e2": "Bob reports to nobody", "e3": "Cy reports to Bob"})
 }
+
+// TestForeignKeyJoinExtractorPanics: a panicking foreign-key extractor
+// goes to the processing-error handler (here: skip the row) also when the
+// left table is cached and the extractor runs at commit.
+func TestForeignKeyJoinExtractorPanics(t *testing.T) {
+	for _, cached := range []bool{true, false} {
+		t.Run(map[bool]string{true: "cached", false: "uncached"}[cached], func(t *testing.T) {
+			var opts []stream.Opt
+			if !cached {
+				opts = append(opts, stream.WithoutCache())
+			}
+			b := stream.NewBuilder()
+			orders := stream.Table(b, "orders", str, str, append(opts, stream.Materialized("orders"))...)
+			products := stream.Table(b, "products", str, str, stream.Materialized("products"))
+			fk := func(v string) string {
+				if v == "boom" {
+					panic("bad order")
+				}
+				return orderProduct(v)
+			}
+			stream.ForeignKeyJoin(orders, products, fk, func(o, p string) string { return o + "/" + p },
+				stream.Named("enrich"), stream.ValueSerde(str)).ToStream().To("enriched")
+			var errs []string
+			d := streamtest.New(t, build(t, b), streamtest.OnProcessingError(func(e *stream.ProcessingError) error {
+				errs = append(errs, e.Processor+": "+e.Err.Error())
+				return nil
+			}))
+			streamtest.Input(d, "products", str, str).Pipe("p1", "Kettle", ts(1))
+			in := streamtest.Input(d, "orders", str, str)
+			in.Pipe("o1", "boom", ts(2))
+			in.Pipe("o2", "p1:1", ts(3))
+			check(t, "joined", readChanges(d, "enriched"), []string{"o2=p1:1/Kettle"})
+			if len(errs) != 1 || !strings.Contains(errs[0], "bad order") || !strings.HasPrefix(errs[0], "enrich-subscription-registration: ") {
+				t.Fatalf("processing errors %q", errs)
+			}
+		})
+	}
+}
