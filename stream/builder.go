@@ -282,7 +282,9 @@ func (t *Topology) Describe() string {
 				head = fmt.Sprintf("    Source: %s (topics: [%s])", n.name, strings.Join(n.topics, ", "))
 			case kindSink:
 				to := n.sinkTo
-				if to == "" {
+				if n.partOf != "" {
+					to = n.partOf
+				} else if to == "" {
 					to = "<chosen per record>"
 				}
 				head = fmt.Sprintf("    Sink: %s (topic: %s)", n.name, to)

@@ -70,10 +70,65 @@
 //     Inputs of co-partitioned joins must have equal partition counts,
 //     checked when the app starts; a side whose key changed is
 //     repartitioned first.
+//   - Foreign-key joins: ForeignKeyJoin and ForeignKeyLeftJoin join each
+//     row of a table with the row of another table whose key it holds
+//     (Kafka Streams' KIP-213), with no co-partitioning. A left row
+//     subscribes to its foreign key through
+//     <app-id>-<name>-subscription-registration-topic (partitioned like the
+//     right table); the right side keeps subscriptions in the changelogged
+//     store <name>-subscription-store, keyed by the length-prefixed foreign
+//     key then the left key, so a right update reaches every subscribed
+//     left row; answers come back through
+//     <app-id>-<name>-subscription-response-topic (partitioned like the
+//     left table) to the subscribing task, which drops those whose 128-bit
+//     hash (FNV-128a) of the left value no longer matches the stored value.
+//     The result is keyed by the left key and materialized; its value
+//     serde comes with ValueSerde. Both tables must be materialized. The
+//     record formats are below (Foreign-key join records).
 //   - Processor API: Process with a Processor that may use stores declared
 //     with AddStore and schedule punctuations on stream time or wall-clock
 //     time. As in Kafka Streams, a record is processed first and the
 //     stream-time punctuations it makes due fire after it.
+//
+// # Foreign-key join records
+//
+// The internal topics and the subscription store of a foreign-key join
+// hold records of these formats. Every encoding starts with a version byte
+// (0); decoders reject other versions and malformed input, so a topic
+// written by a later format fails loudly instead of being misread.
+//
+// Subscription (value of <app-id>-<name>-subscription-registration-topic,
+// keyed by the foreign key as the right table's key serde encodes it):
+//
+//	+---------+-------------+----------------+-----------+----------------+
+//	| version | instruction | left partition | hash      | left key       |
+//	| 1 byte  | 1 byte      | int32 BE       | 16 bytes  | rest (key      |
+//	|         |             |                |           | serde of left) |
+//	+---------+-------------+----------------+-----------+----------------+
+//
+// Instructions: 0 unsubscribe (no answer), 1 subscribe and answer only if
+// the right row exists, 2 subscribe and answer in any case (with "no
+// row" when there is none). The hash is FNV-128a of the left row's value
+// as stored (all zero for an unsubscribe).
+//
+// Subscription store entry (on the right side; compacted changelog
+// <app-id>-<name>-subscription-store-changelog):
+//
+//	key:   | len(fk) uint32 BE | fk | left key |
+//	value: | version | left partition int32 BE | hash 16 bytes | ts int64 BE |
+//
+// so that a prefix scan over len(fk)+fk finds the left keys subscribed to
+// a right key (Kafka Streams' CombinedKey); ts is the subscribing
+// record's timestamp (an answer to a right update carries the later of
+// the two).
+//
+// Response (value of <app-id>-<name>-subscription-response-topic, keyed by
+// the left key, written to the partition of the subscribing task):
+//
+//	+---------+--------+-----------+----------------------------------+
+//	| version | flags  | hash      | right value (if flags&1: found)  |
+//	| 1 byte  | 1 byte | 16 bytes  | rest (value serde of right)      |
+//	+---------+--------+-----------+----------------------------------+
 //
 // # Runtime
 //
@@ -84,8 +139,9 @@
 // sub-topology with the same partition number go to the same task.
 // Records pass through a task by direct function calls. Internal topics
 // are created at start: repartition topics (as many partitions as the
-// upstream sub-topology) and compacted changelogs <app-id>-<store>-changelog
-// (one partition per task).
+// upstream sub-topology), the topics of foreign-key joins (as many as the
+// table they are partitioned like) and compacted changelogs
+// <app-id>-<store>-changelog (one partition per task).
 //
 // Event time is each record's timestamp (or a TimestampExtractor's); a
 // task's stream time is the largest it has seen. A task reads its input

@@ -1,5 +1,7 @@
 package stream
 
+import "github.com/sluicehq/sluice/serde"
+
 // Opt configures an operator: its name, and for operators with state, the
 // store's name and kind.
 type Opt interface{ applyOp(*opOpts) }
@@ -11,6 +13,7 @@ type opOpts struct {
 	noLog      bool
 	noCache    bool
 	partitions int32
+	valueSerde any // a serde.Serde[T], checked by the operator using it
 }
 
 type optFunc func(*opOpts)
@@ -64,3 +67,12 @@ func WithoutCache() Opt { return optFunc(func(o *opOpts) { o.noCache = true }) }
 // Partitions sets the partition count of a repartition topic (default: the
 // largest partition count among the upstream source topics).
 func Partitions(n int32) Opt { return optFunc(func(o *opOpts) { o.partitions = n }) }
+
+// ValueSerde gives an operator the serde of the values it produces, where
+// the operator materializes a result whose type it cannot know otherwise:
+// ForeignKeyJoin and ForeignKeyLeftJoin store their results with it (Kafka
+// Streams' Materialized.withValueSerde). Build fails if T is not the
+// operator's result type; other operators ignore it.
+func ValueSerde[T any](s serde.Serde[T]) Opt {
+	return optFunc(func(o *opOpts) { o.valueSerde = s })
+}

@@ -13,7 +13,9 @@ type partitionPlan struct {
 // partitionCounts decides how many tasks each sub-topology has: the largest
 // partition count of its source topics, where a repartition topic has the
 // count set with Partitions or else that of the sub-topology writing it
-// (Kafka Streams' default). sourcePartitions gives user topics' counts.
+// (Kafka Streams' default), and a foreign-key join's topics that of the
+// table whose key they are partitioned by. sourcePartitions gives user
+// topics' counts.
 func (t *Topology) partitionCounts(appID string, sourcePartitions func(topic string) int32) partitionPlan {
 	plan := partitionPlan{sub: map[int]int32{}, topic: map[string]int32{}}
 	repart := map[string]*repartitionDef{}
@@ -29,7 +31,7 @@ func (t *Topology) partitionCounts(appID string, sourcePartitions func(topic str
 					r := repart[tp]
 					c = r.partitions
 					if c <= 0 {
-						c = plan.sub[r.sink.sub]
+						c = plan.sub[r.sizeFrom().sub]
 					}
 					if c > 0 {
 						plan.topic[appID+"-"+tp] = c
@@ -53,7 +55,7 @@ func (t *Topology) repartitionTopics(appID string, plan partitionPlan) map[strin
 	for _, r := range t.repartitions {
 		n := plan.topic[appID+"-"+r.name]
 		if n <= 0 {
-			n = plan.sub[r.sink.sub]
+			n = plan.sub[r.sizeFrom().sub]
 		}
 		out[appID+"-"+r.name] = max(n, 1)
 	}

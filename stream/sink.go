@@ -103,9 +103,21 @@ func (s KStream[K, V]) ToFunc(pick func(K, V) string, opts ...Opt) {
 
 // repartitionDef is an internal topic between sub-topologies.
 type repartitionDef struct {
-	name       string // logical: <name>-repartition
-	partitions int32  // 0: as many as the upstream sub-topology's sources
+	name       string // logical: <name>-repartition (or a foreign-key join's topics)
+	partitions int32  // 0: as many as the tasks of like's sub-topology
 	sink       *node
+	// like is the node whose sub-topology's task count the topic takes
+	// when partitions is 0: nil means the sink's (the upstream
+	// sub-topology, Kafka Streams' default for repartition topics).
+	like *node
+}
+
+// sizeFrom returns the node whose sub-topology sizes the topic.
+func (r *repartitionDef) sizeFrom() *node {
+	if r.like != nil {
+		return r.like
+	}
+	return r.sink
 }
 
 // Repartition writes the stream through an internal topic

@@ -91,6 +91,11 @@ func newThread(a *App, id int, plan partitionPlan) (*thread, error) {
 			return func(r *kgo.Record, _ int) int { return int(r.Partition) }
 		}
 		return func(r *kgo.Record, n int) int {
+			if r.Partition >= 0 {
+				// Chosen by the operator: a foreign-key join answers the
+				// task that subscribed, whatever its key hashes to.
+				return int(r.Partition)
+			}
 			if r.Key == nil {
 				return int(rr.Add(1) % uint32(n))
 			}
