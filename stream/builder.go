@@ -142,7 +142,7 @@ func (b *Builder) Build() (*Topology, error) {
 		}
 		names[n.name] = true
 		for _, m := range n.missing {
-			errs = append(errs, fmt.Errorf("%w: %w: %s: no %s serde: pass one with stream.With or stream.WithGrouped", ErrInvalidTopology, ErrMissingSerde, n.name, m))
+			errs = append(errs, fmt.Errorf("%w: %w: %s: no %s serde: give the result serdes with .WithSerdes(k, v) after the operator (for an aggregation, its value serde argument; for a foreign-key join, stream.ValueSerde)", ErrInvalidTopology, ErrMissingSerde, n.name, m))
 		}
 		for _, s := range n.stores {
 			sd, ok := b.stores[s]

@@ -202,9 +202,39 @@ func (t *task) flush() error {
 	// their children up): run them upstream first.
 	var errs []error
 	for i := len(t.flushers) - 1; i >= 0; i-- {
-		errs = append(errs, t.flushers[i]())
+		errs = append(errs, t.runFlusher(t.flushers[i]))
+	}
+	if t.err != nil { // user code failed (Processor error) during the flush
+		errs = append(errs, t.err)
+		t.err = nil
 	}
 	return errors.Join(errs...)
+}
+
+// runFlusher runs a flusher, which forwards cached updates downstream
+// through user code. A panic there goes to the processing-error handler,
+// like one while processing a record; if the handler says to go on, the
+// update that panicked is skipped and the flusher runs again for the rest
+// (a cache marks an entry clean before it forwards it).
+func (t *task) runFlusher(f func() error) error {
+	for range 100000 {
+		err, panicked := t.tryFlusher(f)
+		if !panicked || err != nil {
+			return err
+		}
+	}
+	return fmt.Errorf("stream: task %s: user code kept panicking while flushing", t.id)
+}
+
+func (t *task) tryFlusher(f func() error) (err error, panicked bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			panicked = true
+			err = t.onError(&ProcessingError{Processor: t.procName,
+				Err: fmt.Errorf("panic while forwarding cached updates at commit: %v\n%s", r, debug.Stack())})
+		}
+	}()
+	return f(), false
 }
 
 func (t *task) close() {

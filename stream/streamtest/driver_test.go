@@ -379,3 +379,36 @@ func TestGlobalTable(t *testing.T) {
 	c.PipeTombstone("fr", ts(3))
 	check(t, "global store", streamtest.Store(d, "countries", str, str), map[string]string{"de": "Germany"})
 }
+
+// TestPanicWhileFlushingReachesHandler: user code downstream of a cached
+// table runs when the cache is flushed at commit; a panic there goes to
+// the processing-error handler like any other, instead of crashing.
+func TestPanicWhileFlushingReachesHandler(t *testing.T) {
+	b := stream.NewBuilder()
+	users := stream.Table(b, "users", str, str) // cached: updates go downstream at flush
+	stream.TableMapValues(users, func(_, v string) string {
+		if v == "boom" {
+			panic("bad user")
+		}
+		return strings.ToUpper(v)
+	}, stream.Named("upper")).WithSerdes(str, str).ToStream().To("out")
+	topo := build(t, b)
+
+	d := streamtest.New(t, topo)
+	err := streamtest.Input(d, "users", str, str).TryPipe("a", "boom", ts(0))
+	var perr *stream.ProcessingError
+	if !errors.As(err, &perr) || !strings.Contains(err.Error(), "bad user") {
+		t.Fatalf("panic at flush gave %v, want a ProcessingError", err)
+	}
+
+	var handled []*stream.ProcessingError
+	d = streamtest.New(t, topo, streamtest.OnProcessingError(func(e *stream.ProcessingError) error { handled = append(handled, e); return nil }))
+	in := streamtest.Input(d, "users", str, str)
+	in.Pipe("a", "ann", ts(0))
+	in.Pipe("b", "boom", ts(1))
+	in.Pipe("c", "cid", ts(2))
+	check(t, "out", streamtest.Output(d, "out", str, str).ReadValues(), []string{"ANN", "CID"})
+	if len(handled) != 1 || !strings.Contains(handled[0].Err.Error(), "bad user") {
+		t.Fatalf("handled %v", handled)
+	}
+}
