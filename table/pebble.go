@@ -28,7 +28,7 @@ const (
 	// DefaultMemTableSize is the pebble memtable size of a store.
 	DefaultMemTableSize = 4 << 20
 	// DefaultBlockCacheSize is the pebble block cache size of a store.
-	DefaultBlockCacheSize = 4 << 20
+	DefaultBlockCacheSize = 32 << 20
 	// restoreBatchBytes is how large a WriteBatch batch grows before it is
 	// committed. Measured (BenchmarkRestore, 1M records, 4 MiB memtable):
 	// 256 KiB restores 0.9-1.1M rec/s allocating 10 MB; 1 MiB batches take
@@ -168,6 +168,10 @@ func OpenPebble(dir string, opts ...PebbleOpt) (*Pebble, error) {
 		MaxOpenFiles:                64,
 		Logger:                      pebbleLogger{cfg.logger},
 	}
+	// No block compression, as Kafka Streams configures RocksDB: a state
+	// store is a local cache of its changelog, and its point and range
+	// reads otherwise spend much of their time decompressing blocks.
+	popts.ApplyCompressionSettings(func() pebble.DBCompressionSettings { return pebble.DBCompressionNone })
 	db, err := pebble.Open(dbPath, popts)
 	if err != nil {
 		return nil, fmt.Errorf("table: open pebble %s: %w", dbPath, err)
@@ -410,6 +414,48 @@ func (p *Pebble) scan(from, to []byte, yield func(k, v []byte) bool) (err error)
 	return it.Error()
 }
 
+// Ranges implements MultiRanger.
+func (p *Pebble) Ranges(rs []KeyRange, yield func(k, v []byte) bool) (err error) {
+	if len(rs) == 0 {
+		return nil
+	}
+	if err := p.acquire(); err != nil {
+		return err
+	}
+	defer p.release()
+	lo, hi := rs[0].From, rs[len(rs)-1].To
+	if len(lo) == 0 {
+		lo = nil
+	}
+	it, err := p.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return fmt.Errorf("table: pebble scan: %w", err)
+	}
+	defer func() {
+		if cerr := it.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("table: pebble scan: %w", cerr)
+		}
+	}()
+	for _, r := range rs {
+		for valid := it.SeekGE(r.From); valid && (r.To == nil || bytes.Compare(it.Key(), r.To) < 0); valid = it.Next() {
+			v, err := it.ValueAndErr()
+			if err != nil {
+				return fmt.Errorf("table: pebble scan: %w", err)
+			}
+			if v == nil {
+				v = []byte{}
+			}
+			if !yield(it.Key(), v) {
+				return nil
+			}
+		}
+		if err := it.Error(); err != nil {
+			return fmt.Errorf("table: pebble scan: %w", err)
+		}
+	}
+	return nil
+}
+
 // Query implements Queryable.
 func (p *Pebble) Query() ReadOnly { return pebbleView{p} }
 
@@ -421,6 +467,9 @@ func (v pebbleView) Get(key []byte) ([]byte, error)              { return v.p.ge
 func (v pebbleView) Range(from, to []byte) *Iter[[]byte, []byte] { return v.p.Range(from, to) }
 func (v pebbleView) Prefix(pre []byte) *Iter[[]byte, []byte]     { return v.p.Prefix(pre) }
 func (v pebbleView) All() *Iter[[]byte, []byte]                  { return v.p.All() }
+func (v pebbleView) Ranges(rs []KeyRange, yield func(k, v []byte) bool) error {
+	return v.p.Ranges(rs, yield)
+}
 
 // pebbleLogger sends pebble's messages to slog.
 type pebbleLogger struct{ l *slog.Logger }

@@ -600,31 +600,29 @@ func (v *SegmentedView) Fetch(key []byte, from, to int64) *Iter[[]byte, []byte] 
 	key = bytes.Clone(key)
 	return NewIter(func(yield func(k, v []byte) bool) error {
 		segs, from := v.liveSegs(from, to)
-		var lo, hi, ext []byte
+		// One key range per live segment, read through one iterator
+		// when the store below can (ScanRanges).
+		rs := make([]KeyRange, 0, len(segs))
 		for _, seg := range segs {
-			lo = encodeSeg(keyPrefix(lo[:0], seg, key), from)
+			lo := encodeSeg(keyPrefix(nil, seg, key), from)
+			var hi []byte
 			if to == math.MaxInt64 {
-				hi = PrefixEnd(keyPrefix(hi[:0], seg, key))
+				hi = PrefixEnd(keyPrefix(nil, seg, key))
 			} else {
-				hi = encodeSeg(keyPrefix(hi[:0], seg, key), to+1)
+				hi = encodeSeg(keyPrefix(nil, seg, key), to+1)
 			}
-			it := v.r.Range(lo, hi)
-			stopped := false
-			for k, val := range it.All() {
-				var ok bool
-				if ext, _, ok = v.s.layout.parseInternal(ext[:0], k); !ok {
-					continue
-				}
-				if !yield(ext, val) {
-					stopped = true
-					break
-				}
-			}
-			if err := it.Err(); err != nil || stopped {
-				return err
+			if bytes.Compare(lo, hi) < 0 {
+				rs = append(rs, KeyRange{lo, hi})
 			}
 		}
-		return nil
+		var ext []byte
+		return ScanRanges(v.r, rs, func(k, val []byte) bool {
+			var ok bool
+			if ext, _, ok = v.s.layout.parseInternal(ext[:0], k); !ok {
+				return true
+			}
+			return yield(ext, val)
+		})
 	})
 }
 

@@ -216,3 +216,36 @@ func (it *Iter[K, V]) All() iter.Seq2[K, V] {
 // Err returns the error that ended the last scan early, or nil. Check it
 // after the loop: a scan that failed looks like a scan that ended.
 func (it *Iter[K, V]) Err() error { return it.err }
+
+// KeyRange is the half-open key range [From, To).
+type KeyRange struct{ From, To []byte }
+
+// MultiRanger is an optional capability of a ReadOnly: Ranges scans
+// several ranges, ascending and disjoint, in order, through one iterator
+// (for pebble, one iterator and a seek per range instead of an iterator per
+// range). yield's slices are valid during the call only.
+type MultiRanger interface {
+	Ranges(rs []KeyRange, yield func(k, v []byte) bool) error
+}
+
+// ScanRanges scans rs (ascending, disjoint) in order through r, with one
+// iterator when r is a MultiRanger.
+func ScanRanges(r ReadOnly, rs []KeyRange, yield func(k, v []byte) bool) error {
+	if m, ok := r.(MultiRanger); ok {
+		return m.Ranges(rs, yield)
+	}
+	for _, kr := range rs {
+		it := r.Range(kr.From, kr.To)
+		stopped := false
+		for k, v := range it.All() {
+			if !yield(k, v) {
+				stopped = true
+				break
+			}
+		}
+		if err := it.Err(); err != nil || stopped {
+			return err
+		}
+	}
+	return nil
+}
