@@ -2,14 +2,22 @@ package pgcdc_test
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"runtime/pprof"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicehq/sluice/broker/brokertest"
 	"github.com/sluicehq/sluice/connect"
 )
 
@@ -126,4 +134,243 @@ func TestWalsenderTerminated(t *testing.T) {
 	if n := captureGoroutines(t, "s_term"); n != 0 {
 		t.Fatalf("%d capture goroutines after Stop", n)
 	}
+}
+
+// TestPostgresRestartMidStream: PostgreSQL is restarted twice (fast
+// shutdown) while a writer commits transactions and the connector streams
+// them through the worker. The task retries (it never is FAILED, and is
+// RUNNING at the end), every change is in the topic, and a change appears
+// twice only if it lies after the offset stored before the first restart.
+func TestPostgresRestartMidStream(t *testing.T) {
+	p := startPG(t)
+	b := brokertest.Start(t)
+	p.exec(t, "CREATE TABLE t (id int PRIMARY KEY, v int)")
+	var logs syncBuffer
+	w := startWorker(t, b.Addr(), connect.Logger(slog.New(slog.NewTextHandler(&logs, nil))))
+	if _, err := w.Create(t.Context(), "pg", p.config("srv", "s_pgrestart", "max.batch.size", "50")); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(waitTimeout)
+	for p.query(t, "SELECT count(*)::text FROM pg_replication_slots WHERE slot_name = 's_pgrestart'") != "1" {
+		if time.Now().After(deadline) {
+			t.Fatal("no replication slot")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	pid := p.query(t, "SELECT active_pid::text FROM pg_replication_slots WHERE slot_name = 's_pgrestart'")
+
+	// The task's state, sampled until the end: FAILED must never show.
+	monitorDone := make(chan struct{})
+	var failed atomic.Value // string: the trace
+	stopMonitor := make(chan struct{})
+	go func() {
+		defer close(monitorDone)
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stopMonitor:
+				return
+			case <-tick.C:
+			}
+			st, err := w.Status(context.Background(), "pg")
+			if err != nil {
+				continue
+			}
+			for _, ts := range st.Tasks {
+				if ts.State == connect.StateFailed {
+					failed.CompareAndSwap(nil, ts.Trace)
+				}
+			}
+		}
+	}()
+	defer func() { close(stopMonitor); <-monitorDone }()
+
+	const txns = 400 // of 10 inserts and one update each
+	const want = txns * 11
+	// reached[k] is closed once the consumer has seen thresholds[k] records.
+	thresholds := []int{300, 1500}
+	reached := []chan struct{}{make(chan struct{}), make(chan struct{})}
+	var storedBefore atomic.Value // map[string]any: the offset stored before the first restart
+	restarts := make(chan error, len(thresholds))
+	writerDone := make(chan struct{})
+	t.Cleanup(func() { <-writerDone })
+	go func() {
+		defer close(writerDone)
+		restartAt := map[int]int{100: 0, 250: 1}
+		var restarting chan struct{}
+		for i := range txns {
+			if k, ok := restartAt[i]; ok {
+				if restarting != nil {
+					<-restarting
+				}
+				select {
+				case <-reached[k]:
+				case <-time.After(waitTimeout):
+					t.Errorf("the consumer did not reach %d records", thresholds[k])
+					return
+				}
+				if k == 0 {
+					if offs, err := w.Offsets(context.Background(), "pg"); err == nil && len(offs) == 1 {
+						storedBefore.Store(offs[0].Offset)
+					}
+				}
+				// Restart while writing: the writer's transactions fail and
+				// are retried while the server is down.
+				restarting = make(chan struct{})
+				go func(done chan struct{}) {
+					defer close(done)
+					ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+					defer cancel()
+					restarts <- p.s.Restart(ctx)
+				}(restarting)
+			}
+			if err := writeRetrying(p, i); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+		if restarting != nil {
+			<-restarting
+		}
+	}()
+
+	c := newConsumer(t, b.Addr(), "srv.public.t")
+	seen := map[string]int{}
+	var all []*kgo.Record
+	next := 0
+	for len(seen) < want {
+		recs := c.next(1)
+		all = append(all, recs...)
+		for _, r := range recs {
+			seen[eventID(t, r)]++
+		}
+		for next < len(thresholds) && len(all) >= thresholds[next] {
+			close(reached[next])
+			next++
+		}
+		if len(all) > 3*want {
+			t.Fatalf("%d records but only %d distinct changes", len(all), len(seen))
+		}
+		if tr := failed.Load(); tr != nil {
+			t.Fatalf("task FAILED: %s", tr)
+		}
+	}
+	<-writerDone
+	close(restarts)
+	n := 0
+	for err := range restarts {
+		if err != nil {
+			t.Fatalf("restart: %v", err)
+		}
+		n++
+	}
+	if n != len(thresholds) {
+		t.Fatalf("%d restarts, want %d", n, len(thresholds))
+	}
+	if tr := failed.Load(); tr != nil {
+		t.Fatalf("task FAILED: %s", tr)
+	}
+	st, err := w.Status(t.Context(), "pg")
+	if err != nil || len(st.Tasks) != 1 || st.Tasks[0].State != connect.StateRunning {
+		t.Fatalf("status after the restarts: %+v, %v", st, err)
+	}
+	if got := p.query(t, "SELECT coalesce(active_pid::text, '') FROM pg_replication_slots WHERE slot_name = 's_pgrestart'"); got == "" || got == pid {
+		t.Fatalf("slot active_pid %q after the restarts (was %s): the task is not streaming from a new connection", got, pid)
+	}
+
+	var retried []string
+	for l := range strings.Lines(logs.String()) {
+		if strings.Contains(l, "poll failed; retrying") {
+			retried = append(retried, strings.TrimSpace(l))
+		}
+	}
+	t.Logf("retried polls:\n%s", strings.Join(retried, "\n"))
+	if len(retried) < len(thresholds) {
+		t.Fatalf("%d retried polls for %d restarts", len(retried), len(thresholds))
+	}
+
+	stored, _ := storedBefore.Load().(map[string]any)
+	storedCommit := asInt64(stored["lsn_commit"])
+	dups := 0
+	for _, r := range all {
+		id := eventID(t, r)
+		if seen[id] < 2 {
+			continue
+		}
+		dups++
+		var v struct{ Source struct{ Sequence string } }
+		json.Unmarshal(r.Value, &v)
+		var seq []string
+		json.Unmarshal([]byte(v.Source.Sequence), &seq)
+		commit, _ := strconv.ParseInt(seq[0], 10, 64)
+		if commit < storedCommit {
+			t.Fatalf("change %s duplicated though its transaction (commit LSN %d) precedes the offset %v stored before the restarts", id, commit, stored)
+		}
+	}
+	t.Logf("%d records for %d changes (%d duplicated records); offset before the first restart %v", len(all), want, dups, stored)
+	if len(seen) != want {
+		t.Fatalf("%d distinct changes, want %d", len(seen), want)
+	}
+}
+
+// writeRetrying commits transaction i of TestPostgresRestartMidStream,
+// retrying while PostgreSQL restarts; a transaction whose commit went
+// through before its connection was lost is not written again.
+func writeRetrying(p pg, i int) error {
+	q := fmt.Sprintf("BEGIN; INSERT INTO t SELECT g, 0 FROM generate_series(%d, %d) g; UPDATE t SET v = 1 WHERE id = %d; COMMIT",
+		i*10+1, i*10+10, i*10+1)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	for {
+		err := p.s.Exec(ctx, p.db, q)
+		if err == nil {
+			return nil
+		}
+		var n int
+		c, cerr := p.s.Connect(ctx, p.db)
+		if cerr == nil {
+			cerr = c.QueryRow(ctx, "SELECT count(*) FROM t WHERE id = $1", i*10+1).Scan(&n)
+			c.Close(context.Background())
+		}
+		if cerr == nil && n == 1 {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("transaction %d: %w", i, err)
+		}
+		time.Sleep(20 * time.Millisecond) // backoff while the server restarts
+	}
+}
+
+func asInt64(v any) int64 {
+	switch n := v.(type) {
+	case int64:
+		return n
+	case float64:
+		return int64(n)
+	case json.Number:
+		i, _ := n.Int64()
+		return i
+	}
+	return 0
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent use.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
