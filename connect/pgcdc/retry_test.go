@@ -19,6 +19,7 @@ import (
 
 	"github.com/sluicehq/sluice/broker/brokertest"
 	"github.com/sluicehq/sluice/connect"
+	"github.com/sluicehq/sluice/internal/pgserver"
 )
 
 // captureGoroutines counts the capture goroutines of slot (they carry the
@@ -373,4 +374,20 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// TestStartUnreachable: a task whose server cannot be reached starts, and
+// its Polls return retriable errors until it can.
+func TestStartUnreachable(t *testing.T) {
+	cfg := pg{s: &pgserver.Server{Host: t.TempDir(), Port: 5432, User: "postgres"}, db: "nodb"}.config("srv", "s_unreach")
+	r, err := startTask(t, cfg, nil)
+	if err != nil {
+		t.Fatalf("start: %v, want the connection retried by Poll", err)
+	}
+	for range 2 {
+		_, err := r.task.Poll(t.Context())
+		if !errors.Is(err, connect.ErrRetriable) || !strings.Contains(err.Error(), "reconnect") {
+			t.Fatalf("poll: %v, want a retriable error", err)
+		}
+	}
 }
