@@ -173,7 +173,9 @@
 // resends from its confirmed_flush_lsn; while the server is still down or
 // starting, it returns a retriable error again, for as long as it takes.
 // When Start itself cannot reach the server, it succeeds and the first
-// Poll retries the same way (Debezium retries its start too).
+// Poll retries the same way (Debezium retries its start too); so a wrong
+// database.hostname or database.port shows as these retries in the
+// worker's log, not as a FAILED task.
 //
 // Nothing is lost: confirmed_flush_lsn never passes what Commit
 // acknowledged (a Commit during the outage is kept and reported after
