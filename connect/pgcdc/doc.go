@@ -170,29 +170,32 @@
 // doubling up to errors.retry.max.delay.ms), logging each failure. That
 // Poll reconnects as Start does: it reads the stored offset again, checks
 // the server and the tables, and streams from the slot, which PostgreSQL
-// resends from its confirmed_flush_lsn; while the server is still down or
-// starting, it returns a retriable error again, for as long as it takes.
-// When Start itself cannot reach the server, it succeeds and the first
-// Poll retries the same way (Debezium retries its start too); so a wrong
-// database.hostname or database.port shows as these retries in the
-// worker's log, not as a FAILED task.
+// resends from its confirmed_flush_lsn. While the server is still down or
+// starting, or the slot is still held (the server keeps the walsender of a
+// connection it has not seen break until wal_sender_timeout), it returns a
+// retriable error again, for as long as it takes. When Start itself cannot
+// reach the server, it succeeds and the first Poll retries the same way
+// (Debezium retries its start too): a wrong database.hostname or
+// database.port shows as these retries in the worker's log, not as a
+// FAILED task.
 //
 // Nothing is lost: confirmed_flush_lsn never passes what Commit
 // acknowledged (a Commit during the outage is kept and reported after
-// reconnecting), and what the capture goroutine had queued but Poll had
-// not returned is simply dropped and resent. Records at or before the
-// stored offset are skipped, as after a restart of the task; records
-// returned by Poll but not yet stored when the connection was lost may come
-// twice (at-least-once; with the worker, which stores and commits each
-// Poll's records before the next Poll, this does not happen). A connection
-// lost during the snapshot redoes it, as a restart mid-snapshot does.
+// reconnecting), and changes the capture goroutine had read but not yet
+// handed to Poll are dropped and sent again by PostgreSQL. Records at or
+// before the stored offset are skipped, as after a restart of the task;
+// records returned by Poll but not yet stored when the connection was lost
+// may come twice (at-least-once; the worker stores and commits each Poll's
+// records before it polls again, so with it they do not). A connection
+// lost during the snapshot redoes the snapshot, as a restart mid-snapshot
+// does, so its rows already delivered come again.
 //
 // Everything else stays fatal and marks the task FAILED, at Start or at a
 // reconnection: wal_level not logical (ErrNotLogical), a table without
 // replica identity (ErrNoReplicaIdentity), a slot gone although streamed
-// from (ErrSlotLost) or held by another connection, a missing publication
-// with publication.autocreate.mode=disabled, authentication failures, a
-// missing database, missing privileges, and bad configuration.
+// from (ErrSlotLost) or, at Start, held by another connection, a missing
+// publication with publication.autocreate.mode=disabled, authentication
+// failures, a missing database, missing privileges, and bad configuration.
 //
 // # Concurrency
 //

@@ -256,7 +256,7 @@ func (t *task) ensureSlot(ctx context.Context, cp *capture, snapshot bool, res r
 		return fmt.Errorf("pgcdc: replication slot %s belongs to database %q with plugin %q, not to %q with pgoutput: choose another slot.name", c.slot, db, plugin, c.dbname)
 	}
 	if exists && active {
-		return fmt.Errorf("pgcdc: replication slot %s is in use by another connection (another connector with the same slot.name?)", c.slot)
+		return slotActiveError{c.slot}
 	}
 	if exists && snapshot {
 		// No offsets, or a snapshot that did not finish: nothing was
@@ -454,7 +454,21 @@ func (t *task) reopen(ctx context.Context) error {
 		t.lost = err
 		return connect.Retriable(fmt.Errorf("pgcdc: cannot reconnect to PostgreSQL yet (will retry): %w", err))
 	}
+	if _, ok := errors.AsType[slotActiveError](err); ok {
+		// Most likely the walsender of the lost connection, which the
+		// server has not noticed is gone yet (it ends it after
+		// wal_sender_timeout).
+		t.lost = err
+		return connect.Retriable(fmt.Errorf("pgcdc: cannot resume streaming yet (will retry; the server keeps the slot of a lost connection until wal_sender_timeout): %w", err))
+	}
 	return err
+}
+
+// slotActiveError: the replication slot is held by another connection.
+type slotActiveError struct{ slot string }
+
+func (e slotActiveError) Error() string {
+	return fmt.Sprintf("pgcdc: replication slot %s is in use by another connection (another connector with the same slot.name?)", e.slot)
 }
 
 // closeConns closes the connections, ignoring errors (they failed).
