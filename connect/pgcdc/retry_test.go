@@ -289,6 +289,9 @@ func TestPostgresRestartMidStream(t *testing.T) {
 	if got := p.query(t, "SELECT coalesce(active_pid::text, '') FROM pg_replication_slots WHERE slot_name = 's_pgrestart'"); got == "" || got == pid {
 		t.Fatalf("slot active_pid %q after the restarts (was %s): the task is not streaming from a new connection", got, pid)
 	}
+	if n := captureGoroutines(t, "s_pgrestart"); n != 1 {
+		t.Fatalf("%d capture goroutines after the restarts, want 1", n)
+	}
 
 	var retried []string
 	for l := range strings.Lines(logs.String()) {
