@@ -296,7 +296,7 @@ func (c *capture) stream(ctx context.Context) error {
 		case *pgproto3.ErrorResponse:
 			return fmt.Errorf("pgcdc: replication stream: %w", pgconn.ErrorResponseToPgError(msg))
 		case *pgproto3.CopyDone:
-			return errors.New("pgcdc: replication stream ended by the server")
+			return errStreamEnded
 		}
 	}
 	return nil

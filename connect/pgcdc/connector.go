@@ -15,9 +15,10 @@ import (
 // "version".
 const Version = "1.0.0"
 
-// Errors returned by the task's Start. Both are wrapped with the details
-// (the server's setting, the table's name); match them with errors.Is. Both
-// need an administrator to change the database and are not retriable.
+// Errors returned by the task's Start (or by Poll when it reconnects after
+// a lost connection). All are wrapped with the details (the server's
+// setting, the table's name); match them with errors.Is. All need an
+// administrator to change the database and are not retriable.
 var (
 	// ErrNotLogical: the server's wal_level is not logical, so logical
 	// decoding (and so this connector) cannot work.

@@ -157,6 +157,46 @@
 // ErrSlotLost rather than silently skip the changes in between. Start waits
 // up to 10s for a slot still held by a previous incarnation of the task.
 //
+// # Lost connections and PostgreSQL restarts
+//
+// A connection-level failure does not fail the task: the server shutting
+// down or restarting (admin_shutdown 57P01, crash_shutdown 57P02, "the
+// database system is starting up" 57P03), a walsender ended with
+// pg_terminate_backend, a connection reset, closed or at EOF, the server
+// unreachable (connection refused, no socket, SQLSTATE class 08, too many
+// connections 53300). The capture goroutine stops, both connections are
+// closed, and Poll returns the error wrapped with connect.Retriable, so the
+// worker keeps the task RUNNING and polls again after its backoff (100ms
+// doubling up to errors.retry.max.delay.ms), logging each failure. That
+// Poll reconnects as Start does: it reads the stored offset again, checks
+// the server and the tables, and streams from the slot, which PostgreSQL
+// resends from its confirmed_flush_lsn. While the server is still down or
+// starting, or the slot is still held (the server keeps the walsender of a
+// connection it has not seen break until wal_sender_timeout), it returns a
+// retriable error again, for as long as it takes. When Start itself cannot
+// reach the server, it succeeds and the first Poll retries the same way
+// (Debezium retries its start too): a wrong database.hostname or
+// database.port shows as these retries in the worker's log, not as a
+// FAILED task.
+//
+// Nothing is lost: confirmed_flush_lsn never passes what Commit
+// acknowledged (a Commit during the outage is kept and reported after
+// reconnecting), and changes the capture goroutine had read but not yet
+// handed to Poll are dropped and sent again by PostgreSQL. Records at or
+// before the stored offset are skipped, as after a restart of the task;
+// records returned by Poll but not yet stored when the connection was lost
+// may come twice (at-least-once; the worker stores and commits each Poll's
+// records before it polls again, so with it they do not). A connection
+// lost during the snapshot redoes the snapshot, as a restart mid-snapshot
+// does, so its rows already delivered come again.
+//
+// Everything else stays fatal and marks the task FAILED, at Start or at a
+// reconnection: wal_level not logical (ErrNotLogical), a table without
+// replica identity (ErrNoReplicaIdentity), a slot gone although streamed
+// from (ErrSlotLost) or, at Start, held by another connection, a missing
+// publication with publication.autocreate.mode=disabled, authentication
+// failures, a missing database, missing privileges, and bad configuration.
+//
 // # Concurrency
 //
 // One capture goroutine per task owns both connections (a regular one for
@@ -175,6 +215,8 @@
 // the queue is full it keeps sending status updates. Stop ends the
 // goroutine, which reports the confirmed position one last time, and closes
 // the connections.
+// After a lost connection, Poll ends the goroutine (and waits for it)
+// before it reconnects and starts a new one: one runs at a time.
 //
 // # Limitations
 //

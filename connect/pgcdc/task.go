@@ -50,6 +50,11 @@ type task struct {
 
 	meta *pgx.Conn      // regular connection: checks, snapshot, catalog
 	repl *pgconn.PgConn // replication connection
+
+	offsets connect.OffsetReader
+	// lost is why the connections were lost (set while none is open): the
+	// next Poll reconnects.
+	lost error
 }
 
 // resume is where a restarted task continues, from its stored offset.
@@ -104,7 +109,28 @@ func (t *task) Start(ctx context.Context, cfg map[string]string, offsets connect
 		return errors.Join(all...)
 	}
 	t.cfg = c
-	off, err := offsets.Offset(c.partition())
+	t.offsets = offsets
+	err := t.open(ctx)
+	if err != nil && ctx.Err() == nil && connLost(err) {
+		// PostgreSQL is down or restarting: Poll retries (as Debezium
+		// retries its start), so that the task need not be restarted.
+		t.closeConns()
+		t.lost = err
+		return nil
+	}
+	return err
+}
+
+// connectTimeout bounds each connection attempt.
+const connectTimeout = 10 * time.Second
+
+// open connects, checks the server and the tables, makes sure of the
+// publication and the slot, and starts the capture goroutine, resuming
+// from the stored offset. Start runs it, and Poll again after the
+// connections were lost.
+func (t *task) open(ctx context.Context) error {
+	c := t.cfg
+	off, err := t.offsets.Offset(c.partition())
 	if err != nil {
 		return fmt.Errorf("pgcdc: read offsets: %w", err)
 	}
@@ -116,6 +142,9 @@ func (t *task) Start(ctx context.Context, cfg map[string]string, offsets connect
 	}
 	for k, v := range sessionParams {
 		mc.RuntimeParams[k] = v
+	}
+	if mc.ConnectTimeout == 0 {
+		mc.ConnectTimeout = connectTimeout
 	}
 	if t.meta, err = pgx.ConnectConfig(ctx, mc); err != nil {
 		return fmt.Errorf("pgcdc: connect to %s:%d/%s: %w", c.host, c.port, c.dbname, err)
@@ -173,6 +202,8 @@ func (t *task) Start(ctx context.Context, cfg map[string]string, offsets connect
 	}
 
 	t.items = make(chan []item, max(1, c.queue/chunkSize))
+	t.rest = nil
+	t.err = nil
 	t.done = make(chan struct{})
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	t.cancel = cancel
@@ -225,7 +256,7 @@ func (t *task) ensureSlot(ctx context.Context, cp *capture, snapshot bool, res r
 		return fmt.Errorf("pgcdc: replication slot %s belongs to database %q with plugin %q, not to %q with pgoutput: choose another slot.name", c.slot, db, plugin, c.dbname)
 	}
 	if exists && active {
-		return fmt.Errorf("pgcdc: replication slot %s is in use by another connection (another connector with the same slot.name?)", c.slot)
+		return slotActiveError{c.slot}
 	}
 	if exists && snapshot {
 		// No offsets, or a snapshot that did not finish: nothing was
@@ -246,6 +277,9 @@ func (t *task) ensureSlot(ctx context.Context, cp *capture, snapshot bool, res r
 	}
 	for k, v := range sessionParams {
 		rc.RuntimeParams[k] = v
+	}
+	if rc.ConnectTimeout == 0 {
+		rc.ConnectTimeout = connectTimeout
 	}
 	if t.repl, err = pgconn.ConnectConfig(ctx, rc); err != nil {
 		return fmt.Errorf("pgcdc: replication connection: %w", err)
@@ -335,6 +369,11 @@ func (t *task) Poll(ctx context.Context) ([]connect.SourceRecord, error) {
 			}
 		}
 	}
+	if t.lost != nil {
+		if err := t.reopen(ctx); err != nil {
+			return nil, err
+		}
+	}
 	if rest := t.rest; rest != nil {
 		t.rest = nil
 		take(rest)
@@ -355,6 +394,9 @@ wait:
 			default:
 			}
 			if t.err != nil {
+				if connLost(t.err) {
+					return nil, t.lose(t.err)
+				}
 				return nil, t.err
 			}
 			done = nil // initial_only finished: idle until stopped
@@ -383,10 +425,71 @@ drain:
 	return out, nil
 }
 
+// lose ends the capture goroutine and closes both connections after err,
+// a connection-level failure: the next Poll reconnects. What the goroutine
+// queued and Poll did not return is dropped: PostgreSQL sends it again.
+func (t *task) lose(err error) error {
+	t.cancel()
+	t.wg.Wait()
+	t.closeConns()
+	t.items, t.rest, t.done = nil, nil, nil
+	t.lost = err
+	return connect.Retriable(fmt.Errorf("pgcdc: lost the connection to PostgreSQL; the task reconnects and resumes from replication slot %s: %w", t.cfg.slot, err))
+}
+
+// reopen reconnects after the connections were lost. A connection-level
+// failure is retriable again; anything else (wal_level, a lost slot, a
+// table without replica identity) fails the task as at Start.
+func (t *task) reopen(ctx context.Context) error {
+	err := t.open(ctx)
+	if err == nil {
+		t.lost = nil
+		return nil
+	}
+	t.closeConns()
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if connLost(err) {
+		t.lost = err
+		return connect.Retriable(fmt.Errorf("pgcdc: cannot reconnect to PostgreSQL yet (will retry): %w", err))
+	}
+	if _, ok := errors.AsType[slotActiveError](err); ok {
+		// Most likely the walsender of the lost connection, which the
+		// server has not noticed is gone yet (it ends it after
+		// wal_sender_timeout).
+		t.lost = err
+		return connect.Retriable(fmt.Errorf("pgcdc: cannot resume streaming yet (will retry; the server keeps the slot of a lost connection until wal_sender_timeout): %w", err))
+	}
+	return err
+}
+
+// slotActiveError: the replication slot is held by another connection.
+type slotActiveError struct{ slot string }
+
+func (e slotActiveError) Error() string {
+	return fmt.Sprintf("pgcdc: replication slot %s is in use by another connection (another connector with the same slot.name?)", e.slot)
+}
+
+// closeConns closes the connections, ignoring errors (they failed).
+func (t *task) closeConns() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if t.repl != nil {
+		_ = t.repl.Close(ctx)
+		t.repl = nil
+	}
+	if t.meta != nil {
+		_ = t.meta.Close(ctx)
+		t.meta = nil
+	}
+}
+
 // Commit implements connect.Committer: the worker stored every record
 // returned by Poll so far, so PostgreSQL may forget the transactions they
 // came from. The capture goroutine reports the position within
-// about 100ms.
+// about 100ms; while the connection is lost, the position is kept and
+// reported after reconnecting.
 func (t *task) Commit(context.Context) error {
 	t.confirm(t.pending)
 	t.outstanding = false

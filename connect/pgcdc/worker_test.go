@@ -28,9 +28,10 @@ type worker struct {
 	once   sync.Once
 }
 
-func startWorker(t testing.TB, addr string) *worker {
+func startWorker(t testing.TB, addr string, opts ...connect.Opt) *worker {
 	t.Helper()
-	w, err := connect.NewWorker(connect.Brokers(kgo.SeedBrokers(addr)), connect.Plugins(pgcdc.Plugin()), connect.WorkerID("test-worker"))
+	opts = append([]connect.Opt{connect.Brokers(kgo.SeedBrokers(addr)), connect.Plugins(pgcdc.Plugin()), connect.WorkerID("test-worker")}, opts...)
+	w, err := connect.NewWorker(opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -209,6 +209,24 @@ func (s *Server) CreateDatabase(ctx context.Context, name string) error {
 	return s.Exec(ctx, "", "CREATE DATABASE "+pgx.Identifier{name}.Sanitize())
 }
 
+// Restart stops the server with a fast shutdown (open sessions, walsenders
+// included, are ended with admin_shutdown) and starts it again on the same
+// data directory, socket directory and port, as an administrator restarting
+// PostgreSQL would. Clients see their connections fail and then, once the
+// server accepts connections again (Restart returns then), may reconnect.
+func (s *Server) Restart(ctx context.Context) error {
+	if err := s.run(ctx, "pg_ctl", "stop", "-w", "-t", "60", "-D", s.dataDir(), "-m", "fast", "-s"); err != nil {
+		return err
+	}
+	// Not pg_ctl restart: it has no -l, and the server would write to (and
+	// hold open) the output pipe of pg_ctl.
+	if err := s.run(ctx, "pg_ctl", "start", "-w", "-t", "60", "-D", s.dataDir(), "-l", s.LogFile(), "-s"); err != nil {
+		log, _ := os.ReadFile(s.LogFile())
+		return fmt.Errorf("%w\nserver log:\n%s", err, log)
+	}
+	return nil
+}
+
 // Stop stops the server (fast shutdown: open sessions are ended) and
 // removes its directory.
 func (s *Server) Stop() error {
