@@ -53,7 +53,10 @@ type pebbleCfg struct {
 // write_buffer_size, which Kafka Streams sets to 16 MiB.
 func MemTableSize(n uint64) PebbleOpt { return func(c *pebbleCfg) { c.memTableSize = n } }
 
-// BlockCacheSize sets the size of the store's block cache (default 4 MiB).
+// BlockCacheSize sets the most memory the store's block cache holds
+// (default 32 MiB, filled only as blocks are read; Kafka Streams gives each
+// RocksDB store 50 MiB). Window and session stores, read by key and time
+// range at every record, need their working set in it.
 func BlockCacheSize(n int64) PebbleOpt { return func(c *pebbleCfg) { c.blockCacheSize = n } }
 
 // Logger sets where pebble's own messages go (at debug level; its errors
