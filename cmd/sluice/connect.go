@@ -30,7 +30,9 @@ func newConnectCmd() *cobra.Command {
 configurations, source offsets and statuses in the compacted topics
 connect-configs, connect-offsets and connect-status (created if missing),
 restarts the connectors found there, and serves Kafka Connect's REST API on
---listen. Plugins: file-source, file-sink.
+--listen. Plugins: postgres-cdc (PostgreSQL change data capture, Debezium's
+records), postgres-sink (upserts into PostgreSQL tables), file-source and
+file-sink; GET /connector-plugins lists them and their configuration.
 
 With --group, several workers share the connectors and tasks: requests may go
 to any of them, and when one stops the others take over its tasks.
@@ -39,7 +41,9 @@ It prints "sluice connect listening on URL" once it serves, logs to stderr,
 and stops cleanly on Ctrl-C or SIGTERM.`,
 		Example: `  sluice connect --brokers 127.0.0.1:9092
   sluice connect --brokers kafka:9092 --group connect-cluster --listen 0.0.0.0:8083
-  sluice connectors create lines --config connector.class=file-source --config file=/tmp/in.txt --config topic=lines`,
+  sluice connectors create lines --config connector.class=file-source --config file=/tmp/in.txt --config topic=lines
+  sluice connectors create shop-cdc --config connector.class=postgres-cdc --config database.hostname=db \
+      --config database.user=postgres --config database.dbname=shop --config topic.prefix=shop`,
 		Args: cobra.NoArgs,
 	}
 	flags := addClientFlags(cmd, false, false)
@@ -142,6 +146,8 @@ func newConnectorsCmd() *cobra.Command {
 	)
 	create := &cobra.Command{Use: "create NAME", Short: "Create a connector from --config k=v pairs and/or a JSON --file", Args: cobra.ExactArgs(1),
 		Example: `  sluice connectors create lines --config connector.class=file-source --config file=/tmp/in.txt --config topic=lines
+  sluice connectors create shop-cdc --config connector.class=postgres-cdc --config database.hostname=db \
+      --config database.user=postgres --config database.dbname=shop --config topic.prefix=shop
   sluice connectors create out --file out.json`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			config := map[string]string{}
