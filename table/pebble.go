@@ -383,38 +383,8 @@ func (p *Pebble) Prefix(pre []byte) *Iter[[]byte, []byte] {
 // All implements ReadOnly.
 func (p *Pebble) All() *Iter[[]byte, []byte] { return p.Range(nil, nil) }
 
-func (p *Pebble) scan(from, to []byte, yield func(k, v []byte) bool) (err error) {
-	if err := p.acquire(); err != nil {
-		return err
-	}
-	defer p.release()
-	if len(from) == 0 {
-		// Same bound; pebble's invariants builds (-race) index key[0] of a
-		// lower bound.
-		from = nil
-	}
-	it, err := p.db.NewIter(&pebble.IterOptions{LowerBound: from, UpperBound: to})
-	if err != nil {
-		return fmt.Errorf("table: pebble scan: %w", err)
-	}
-	defer func() {
-		if cerr := it.Close(); err == nil && cerr != nil {
-			err = fmt.Errorf("table: pebble scan: %w", cerr)
-		}
-	}()
-	for valid := it.First(); valid; valid = it.Next() {
-		v, err := it.ValueAndErr()
-		if err != nil {
-			return fmt.Errorf("table: pebble scan: %w", err)
-		}
-		if v == nil {
-			v = []byte{}
-		}
-		if !yield(it.Key(), v) {
-			return nil
-		}
-	}
-	return it.Error()
+func (p *Pebble) scan(from, to []byte, yield func(k, v []byte) bool) error {
+	return p.Ranges([]KeyRange{{From: from, To: to}}, yield)
 }
 
 // Ranges implements MultiRanger.
