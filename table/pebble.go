@@ -410,7 +410,13 @@ func (p *Pebble) Ranges(rs []KeyRange, yield func(k, v []byte) bool) (err error)
 		}
 	}()
 	for _, r := range rs {
-		for valid := it.SeekGE(r.From); valid && (r.To == nil || bytes.Compare(it.Key(), r.To) < 0); valid = it.Next() {
+		var valid bool
+		if len(r.From) == 0 {
+			valid = it.First() // pebble's invariants builds (-race) index key[0] of a seek key
+		} else {
+			valid = it.SeekGE(r.From)
+		}
+		for ; valid && (r.To == nil || bytes.Compare(it.Key(), r.To) < 0); valid = it.Next() {
 			v, err := it.ValueAndErr()
 			if err != nil {
 				return fmt.Errorf("table: pebble scan: %w", err)
