@@ -21,9 +21,10 @@ import (
 // processing). A partition known to be caught up is not waited for; one
 // that holds records but of which nothing was polled yet (its position is
 // not known) is, so a task started on a backlog waits once, for at most
-// idle, when such a partition turns out to be caught up. Control records (kept by the consumer for
-// this purpose) move a partition's position past transaction markers and
-// are not processed.
+// idle, when such a partition turns out to be caught up. Control records
+// (transaction markers, kept by the consumer for this purpose) tell that a
+// partition's position moved past them; pop returns them first, and the
+// thread commits past them without processing them.
 //
 // Under at-least-once, buffered records survive commits (the thread
 // commits the offsets of processed records only). Under exactly-once the
@@ -84,9 +85,6 @@ func (g *partitionGroup) add(k tp, recs []*kgo.Record, start, end int64) {
 		q.recs, q.head = q.recs[:0], 0
 	}
 	for _, r := range recs {
-		if g.isControl(r) {
-			continue
-		}
 		q.recs = append(q.recs, r)
 		g.buffered++
 	}
@@ -108,6 +106,13 @@ func (q *partQueue) lagging() bool {
 // or waits for a lagging partition. enforce skips waiting (the thread is
 // about to commit).
 func (g *partitionGroup) pop(now time.Time, enforce bool) *kgo.Record {
+	// Control records at the heads go first: the thread only moves the
+	// partition's committed offset past them.
+	for _, q := range g.queues {
+		if q.head < len(q.recs) && g.isControl(q.recs[q.head]) {
+			return g.take(q)
+		}
+	}
 	var best *partQueue
 	waiting := false
 	for _, q := range g.queues {
@@ -133,9 +138,14 @@ func (g *partitionGroup) pop(now time.Time, enforce bool) *kgo.Record {
 	} else if !waiting {
 		g.blockedSince = time.Time{}
 	}
-	r := best.recs[best.head]
-	best.recs[best.head] = nil
-	best.head++
+	return g.take(best)
+}
+
+// take removes and returns q's head record.
+func (g *partitionGroup) take(q *partQueue) *kgo.Record {
+	r := q.recs[q.head]
+	q.recs[q.head] = nil
+	q.head++
 	g.buffered--
 	return r
 }

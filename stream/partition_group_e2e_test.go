@@ -82,3 +82,39 @@ func TestJoinProcessesInTimestampOrder(t *testing.T) {
 		})
 	}
 }
+
+// TestCommitsPastTransactionMarkers: an input written by a transactional
+// producer ends with a commit marker; the app's committed offsets move past
+// it, so its lag reaches 0 (as for Kafka Streams).
+func TestCommitsPastTransactionMarkers(t *testing.T) {
+	b := brokertest.Start(t)
+	addr := b.Addr()
+	createTopics(t, addr, 1, "txn-in", "txn-out")
+	txn := client(t, addr, kgo.TransactionalID("markers-test"))
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	for range 2 {
+		if err := txn.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 5 {
+			txn.Produce(ctx, &kgo.Record{Topic: "txn-in", Key: fmt.Appendf(nil, "k%d", i), Value: []byte("v")}, nil)
+		}
+		if err := txn.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := txn.EndTransaction(ctx, kgo.TryCommit); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bld := stream.NewBuilder()
+	stream.Stream(bld, []string{"txn-in"}, str, str).To("txn-out")
+	topo, err := bld.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	startApp(t, addr, topo, stream.AppID("markers"))
+	// waitIdle wants the committed offset at the end offset, which is past
+	// the last commit marker.
+	waitIdle(t, addr, "markers", "txn-in")
+}

@@ -273,6 +273,10 @@ func (th *thread) processLocked(enforce bool) error {
 			if r == nil {
 				break
 			}
+			if r.Attrs.IsControl() {
+				th.advanceLocked(r)
+				continue
+			}
 			in = inRecord{topic: r.Topic, partition: r.Partition, offset: r.Offset, key: r.Key, value: r.Value, ts: r.Timestamp.UnixMilli()}
 			if len(r.Headers) > 0 {
 				in.headers = make([]Header, len(r.Headers))
@@ -283,19 +287,25 @@ func (th *thread) processLocked(enforce bool) error {
 			if err := t.process(&in); err != nil {
 				return err
 			}
-			po := th.mu.offsets[r.Topic]
-			if po == nil {
-				po = map[int32]kgo.EpochOffset{}
-				th.mu.offsets[r.Topic] = po
-			}
-			po[r.Partition] = kgo.EpochOffset{Epoch: r.LeaderEpoch, Offset: r.Offset + 1}
-			th.mu.dirty = true
+			th.advanceLocked(r)
 		}
 		if u := t.pg.waitingUntil(); !u.IsZero() && (th.idleUntil.IsZero() || u.Before(th.idleUntil)) {
 			th.idleUntil = u
 		}
 	}
 	return nil
+}
+
+// advanceLocked records that everything up to r is processed: the next
+// commit commits the offset after it.
+func (th *thread) advanceLocked(r *kgo.Record) {
+	po := th.mu.offsets[r.Topic]
+	if po == nil {
+		po = map[int32]kgo.EpochOffset{}
+		th.mu.offsets[r.Topic] = po
+	}
+	po[r.Partition] = kgo.EpochOffset{Epoch: r.LeaderEpoch, Offset: r.Offset + 1}
+	th.mu.dirty = true
 }
 
 // commitLocked commits the thread's tasks: caches flush downstream, every
