@@ -37,12 +37,10 @@ type taskStore struct {
 
 	// forward, set by the processor owning a cached store, receives the
 	// entries leaving the cache (at eviction and commit) to send them
-	// downstream: key, new value (nil: deleted) and old value (nil: none).
+	// downstream: key, new value (nil: deleted) and old value (nil: none),
+	// with the timestamp of the update that made the entry (putAt keeps it
+	// in the cache entry), as Kafka Streams' cache keeps the record context.
 	forward func(key, value, old []byte) error
-	// tsOf remembers the record timestamp of each dirty cached key, so an
-	// entry leaving the cache goes downstream with the time of the update
-	// that made it (as Kafka Streams' cache keeps the record context).
-	tsOf map[string]int64
 
 	// logEnd is the next offset of the store's changelog partition, as far
 	// as acknowledged produces tell (-1: unknown). Checkpoints record it.
@@ -286,11 +284,8 @@ func (s *taskStore) put(k, v []byte) error { return s.kv.Put(k, v) }
 // putAt is put by a processor whose updates are forwarded from the cache:
 // it records the update's timestamp for the forward.
 func (s *taskStore) putAt(k, v []byte, ts int64) error {
-	if s.cached {
-		if s.tsOf == nil {
-			s.tsOf = map[string]int64{}
-		}
-		s.tsOf[string(k)] = ts
+	if s.cache != nil {
+		return s.cache.PutAt(k, v, ts)
 	}
 	return s.kv.Put(k, v)
 }
@@ -334,10 +329,8 @@ func emitChanges[K, V any](t *task, st *taskStore, ks serde.Serde[K], vs serde.S
 			}
 			c.HasOld = true
 		}
-		ts, ok := st.tsOf[string(kb)]
-		if ok {
-			delete(st.tsOf, string(kb))
-		} else {
+		ts, ok := st.cache.FlushingTimestamp()
+		if !ok {
 			ts = max(t.streamTime, 0)
 		}
 		prev := t.procName

@@ -95,6 +95,8 @@ type entry struct {
 	value      []byte
 	dirty      bool // written since the last flush to the store below
 	deleted    bool // the latest write was a Delete (only while dirty)
+	hasTS      bool // ts was set by PutAt since the entry was last written below
+	ts         int64
 	prev, next *entry
 }
 
@@ -120,6 +122,9 @@ type Cached struct {
 	scans      int    // scans in progress; values are not reused while > 0
 	flushing   []*entry
 	closed     bool
+
+	flushTS    int64 // the flushing entry's PutAt timestamp, during onFlush
+	flushHasTS bool
 }
 
 var (
@@ -229,15 +234,20 @@ func (s *Cached) write(e *entry) error {
 		}
 	}
 	if s.onFlush != nil {
-		if err := s.onFlush(e.key, value, old); err != nil {
+		s.flushTS, s.flushHasTS = e.ts, e.hasTS
+		e.hasTS = false
+		err := s.onFlush(e.key, value, old)
+		s.flushHasTS = false
+		if err != nil {
 			return fmt.Errorf("table: cache flush: %w", err)
 		}
 	}
+	e.hasTS = false
 	return nil
 }
 
 // set records a write of key in the cache.
-func (s *Cached) set(key, value []byte, deleted bool) error {
+func (s *Cached) set(key, value []byte, deleted bool, ts int64, hasTS bool) error {
 	if s.closed {
 		return ErrClosed
 	}
@@ -265,16 +275,28 @@ func (s *Cached) set(key, value []byte, deleted bool) error {
 		e.value = emptyValue // zero capacity: never written into
 	}
 	e.dirty, e.deleted = true, deleted
+	if hasTS {
+		e.ts, e.hasTS = ts, true
+	}
 	s.c.used += e.size()
 	return s.c.evictFor(s)
 }
 
 // Put implements Store.
-func (s *Cached) Put(key, value []byte) error { return s.set(key, value, false) }
+func (s *Cached) Put(key, value []byte) error { return s.set(key, value, false, 0, false) }
+
+// PutAt is Put remembering ts (a record timestamp) with the entry: a
+// FlushFunc sees it through FlushingTimestamp when the entry leaves the
+// cache. Writes without a timestamp keep the last one given.
+func (s *Cached) PutAt(key, value []byte, ts int64) error { return s.set(key, value, false, ts, true) }
+
+// FlushingTimestamp returns, during a FlushFunc call, the timestamp the
+// entry being flushed was last given by PutAt (false if none).
+func (s *Cached) FlushingTimestamp() (int64, bool) { return s.flushTS, s.flushHasTS }
 
 // Delete implements Store: the cache keeps a dirty tombstone until it is
 // flushed, hiding the key in the store below.
-func (s *Cached) Delete(key []byte) error { return s.set(key, nil, true) }
+func (s *Cached) Delete(key []byte) error { return s.set(key, nil, true, 0, false) }
 
 // Get implements ReadOnly.
 func (s *Cached) Get(key []byte) ([]byte, error) {
