@@ -69,6 +69,22 @@ import (
 // transactional batches belong to aborted transactions and where the
 // earliest open transaction starts; see batchDecision for the rules.
 //
+// Transaction markers (COMMIT/ABORT control batches) go as in Kafka, in
+// two passes (see filterMarker). While rewriting in offset order, the pass
+// tracks per producer whether it keeps any batch of the producer's current
+// transaction (a record, or an empty batch kept for producer state). A
+// marker whose transaction kept nothing, and which is not the last batch
+// of its producer in its segment, is stamped with a delete horizon like a
+// tombstone's batch; a pass that finds now >= the horizon, and the
+// transaction still empty, removes it. A marker is never removed while a
+// batch of its transaction remains before it: the startup rebuild of the
+// transaction state (which opens a transaction at any transactional batch
+// and closes it at the producer's next marker) would otherwise see an
+// open transaction and hold the last stable offset back for good. Markers
+// past the dirty section, hence of every transaction still open and after
+// the first unstable offset, are not touched. The earliest horizon kept
+// (of tombstones and markers) schedules the next pass (CleanableRatio).
+//
 // # Groups and the swap
 //
 // Consecutive segments to rewrite are grouped while their sizes add up to
@@ -122,6 +138,10 @@ type CleanStats struct {
 	// RecordsRemoved those removed, TombstonesRemoved among them the
 	// tombstones whose delete horizon had passed.
 	RecordsRead, RecordsRemoved, TombstonesRemoved int64
+	// MarkersRemoved counts the transaction markers (control batches)
+	// removed: those of empty transactions whose delete horizon had
+	// passed.
+	MarkersRemoved int64
 	// Duration is the wall-clock time the pass took.
 	Duration time.Duration
 }
@@ -136,8 +156,9 @@ var errCleanAborted = errors.New("broker/log: clean aborted: the log changed")
 // closed segments after it whose newest batch is at least
 // min.compaction.lag.ms old (a segment-granular estimate; Clean itself
 // works batch by batch). mustClean reports that a dirty segment's first
-// batch is older than max.compaction.lag.ms, or that tombstones kept by an
-// earlier pass (in this process) have reached their delete horizon. Both
+// batch is older than max.compaction.lag.ms, or that tombstones or
+// transaction markers kept by an earlier pass (in this process) have
+// reached their delete horizon. Both
 // are zero for a topic that is not compacted.
 func (l *Log) CleanableRatio() (ratio float64, mustClean bool) {
 	cfg := l.cfg.Load()
@@ -236,7 +257,8 @@ func (l *Log) Clean() (CleanStats, error) {
 		return CleanStats{}, nil
 	}
 
-	c := &cleaner{l: l, cfg: cfg, nowMs: nowMs, start: start, keys: map[string]int32{}, minHorizon: math.MaxInt64}
+	c := &cleaner{l: l, cfg: cfg, nowMs: nowMs, start: start, keys: map[string]int32{}, minHorizon: math.MaxInt64,
+		txnKept: map[int64]bool{}}
 	if err := c.scanTxns(); err != nil {
 		return CleanStats{}, err
 	}
@@ -310,6 +332,8 @@ const (
 	keepBatch
 	// dropBatch removes the whole batch (subject to the empty-batch rule).
 	dropBatch
+	// cleanMarker applies the marker rules (see filterMarker).
+	cleanMarker
 )
 
 // batchDecision applies Kafka's transaction rules, with what scanTxns
@@ -323,15 +347,14 @@ const (
 //   - a batch of a transaction still open is never cleaned: the dirty
 //     section ends at the first offset of the earliest open transaction
 //     (the last stable offset), see buildMap;
-//   - a control batch (COMMIT/ABORT marker) is kept (keepBatch). Kafka
-//     drops a marker once no data of its transaction remains before it and
-//     a delete horizon (delete.retention.ms) has passed; Sluice keeps
-//     markers for now: each costs one small batch, and keeping it is
-//     always correct.
+//   - a control batch (COMMIT/ABORT marker) is left to filterMarker
+//     (cleanMarker): as in Kafka, a marker is removed once no batch of its
+//     transaction remains before it and a delete horizon
+//     (delete.retention.ms) has passed, in two passes.
 func (c *cleaner) batchDecision(h *records.BatchHeader) batchAction {
 	switch {
 	case h.IsControl():
-		return keepBatch
+		return cleanMarker
 	case h.IsTransactional() && c.txns.aborted[h.BaseOffset]:
 		return dropBatch
 	}
@@ -407,14 +430,18 @@ type cleaner struct {
 	mapBytes int
 
 	txns txnState
+	// txnKept holds the producer ids whose current transaction (since
+	// their last marker, in the offset order of the rewrite) has a batch
+	// that the pass keeps, even an empty one: their next marker must stay.
+	txnKept map[int64]bool
 
 	rd   batchReader
 	dec  records.Decompressor
 	comp records.Compressor
 
-	// minHorizon is the earliest delete horizon of the tombstones the pass
-	// kept (math.MaxInt64: none), so the log knows when a pass is due to
-	// remove them even with nothing dirty.
+	// minHorizon is the earliest delete horizon of the tombstones and
+	// markers the pass kept (math.MaxInt64: none), so the log knows when a
+	// pass is due to remove them even with nothing dirty.
 	minHorizon int64
 	raw        []byte // re-encoded records of the batch being rebuilt
 	out        []byte // output not yet written
@@ -549,6 +576,9 @@ func (c *cleaner) cleanGroup(g []*segment) error {
 			if len(c.out) > at {
 				nh, _ := records.ParseHeader(c.out[at:])
 				ns.track(&nh, written+int64(at), len(c.out)-at, interval)
+				if h.ProducerID >= 0 && h.IsTransactional() && !h.IsControl() {
+					c.txnKept[h.ProducerID] = true
+				}
 			}
 			if len(c.out) >= cleanerIOSize {
 				if err := flush(); err != nil {
@@ -605,6 +635,9 @@ func (c *cleaner) producerLastBatches(s *segment) (map[int64]int64, error) {
 func (c *cleaner) filterBatch(dst, b []byte, h *records.BatchHeader, keepEmpty bool) ([]byte, error) {
 	st := c.stats
 	action := c.batchDecision(h)
+	if action == cleanMarker {
+		return c.filterMarker(dst, b, h, keepEmpty)
+	}
 	if h.LastOffset() < c.start {
 		action = dropBatch
 	}
@@ -724,16 +757,111 @@ func (c *cleaner) filterBatch(dst, b []byte, h *records.BatchHeader, keepEmpty b
 			return dst, err
 		}
 	}
+	return c.appendRebuilt(dst, &nh)
+}
+
+// appendRebuilt appends to dst a batch with header nh (whose NumRecords
+// must be set) and the records encoded in c.raw, compressed with nh's
+// codec; the length and CRC are computed.
+func (c *cleaner) appendRebuilt(dst []byte, nh *records.BatchHeader) ([]byte, error) {
 	at := len(dst)
-	dst = records.AppendHeader(dst, &nh)
-	dst, err = c.comp.Compress(dst, nh.Compression(), c.raw)
+	dst = records.AppendHeader(dst, nh)
+	dst, err := c.comp.Compress(dst, nh.Compression(), c.raw)
 	if err != nil {
 		return dst[:at], err
 	}
 	nh.Length = int32(len(dst) - at - 12)
-	records.AppendHeader(dst[:at], &nh)
+	records.AppendHeader(dst[:at], nh)
 	records.UpdateCRC(dst[at:])
 	return dst, nil
+}
+
+// deleteHorizon returns the delete horizon a pass stamps on a batch:
+// now + delete.retention.ms, saturated.
+func (c *cleaner) deleteHorizon() int64 {
+	hz := c.nowMs + c.cfg.DeleteRetentionMs
+	if hz < c.nowMs {
+		return math.MaxInt64
+	}
+	return hz
+}
+
+// filterMarker appends to dst what the pass keeps of control batch b
+// (header h), with Kafka's rules (LogCleaner's CleanedTransactionMetadata
+// and checkBatchRetention). A COMMIT or ABORT marker closes its producer's
+// current transaction; the transaction is empty when the pass keeps no
+// batch of it (c.txnKept: its data was superseded, its aborted data
+// dropped, and no empty batch of it is kept for producer state). The
+// marker is:
+//   - kept verbatim when its transaction is not empty: the producer state
+//     rebuilt at startup opens a transaction at any transactional batch,
+//     and only the marker closes it (without it the last stable offset
+//     would stay at that batch);
+//   - kept verbatim when it is the last batch of its producer in its
+//     segment (keepEmpty), for the producer's epoch, as Kafka retains it;
+//     and when it is past the dirty section (then so is all that follows:
+//     the dirty section ends before the earliest open transaction);
+//   - otherwise, when it has no delete horizon yet, stamped with one as a
+//     tombstone's batch is (attribute bit 6, FirstTimestamp = now +
+//     delete.retention.ms, the record's timestamp delta rebased), and kept;
+//   - otherwise kept until now >= its horizon, and then removed.
+//
+// Control batches of other types are kept verbatim; an empty control batch
+// (which only an older cleaner wrote, for a marker below the log start
+// offset) with nothing of its transaction kept is removed.
+func (c *cleaner) filterMarker(dst, b []byte, h *records.BatchHeader, keepEmpty bool) ([]byte, error) {
+	st := c.stats
+	st.RecordsRead += int64(h.NumRecords)
+	if h.ProducerID < 0 {
+		return append(dst, b...), nil
+	}
+	empty := !c.txnKept[h.ProducerID]
+	if h.NumRecords > 0 {
+		typ, ok := records.ControlType(b)
+		if !ok || (typ != records.ControlAbort && typ != records.ControlCommit) {
+			return append(dst, b...), nil
+		}
+	}
+	delete(c.txnKept, h.ProducerID)
+	remove := func() ([]byte, error) {
+		c.changed = true
+		st.RecordsRemoved += int64(h.NumRecords)
+		st.MarkersRemoved++
+		return dst, nil
+	}
+	switch {
+	case keepEmpty:
+		// Even below the log start offset: never an empty control batch,
+		// which the startup rebuild would take for an ABORT.
+		return append(dst, b...), nil
+	case h.LastOffset() < c.start:
+		return remove()
+	case h.BaseOffset >= st.CleanEnd || !empty:
+		return append(dst, b...), nil
+	case h.NumRecords == 0:
+		return remove()
+	case h.HasDeleteHorizon() && c.nowMs >= h.FirstTimestamp:
+		return remove()
+	case h.HasDeleteHorizon():
+		c.minHorizon = min(c.minHorizon, h.FirstTimestamp)
+		return append(dst, b...), nil
+	}
+	// An empty transaction's marker, first seen empty: stamp its horizon.
+	horizon := c.deleteHorizon()
+	c.minHorizon = min(c.minHorizon, horizon)
+	c.raw = c.raw[:0]
+	err := records.Records(b, &c.dec, c.cfg.decompressBound(), func(r records.Record) bool {
+		c.raw = records.AppendRecord(c.raw, &r, h.FirstTimestamp+r.TimestampDelta-horizon)
+		return true
+	})
+	if err != nil {
+		return dst, err
+	}
+	c.changed = true
+	nh := *h
+	nh.Attributes |= records.AttrDeleteHorizon
+	nh.FirstTimestamp = horizon
+	return c.appendRebuilt(dst, &nh)
 }
 
 // appendEmptyBatch appends a batch with h's offsets, producer fields and

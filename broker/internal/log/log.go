@@ -48,9 +48,10 @@ type Log struct {
 		// firstDirty is the cleaner checkpoint: where the part of the
 		// log not yet compacted against starts (see clean.go).
 		firstDirty int64
-		// tombstoneHorizon is the earliest delete horizon of tombstones
-		// the last clean pass kept (math.MaxInt64: none known; after a
-		// restart they wait for the next pass with dirty data).
+		// tombstoneHorizon is the earliest delete horizon of the
+		// tombstones and transaction markers the last clean pass kept
+		// (math.MaxInt64: none known; after a restart they wait for the
+		// next pass with dirty data).
 		tombstoneHorizon int64
 	}
 
