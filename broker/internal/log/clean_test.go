@@ -628,9 +628,15 @@ func TestCleanCrash(t *testing.T) {
 		name         string
 		segmentBytes int64
 		batches      int
+		// txn writes transactions (appendRandomTxn) and runs a first
+		// pass before the crashed one, past the markers' delete
+		// horizon: the crashed pass removes markers.
+		txn bool
 	}{
-		{"one group", 1 << 20, 200}, // one closed segment: the clean is one group
-		{"many groups", 2048, 80},
+		{"one group", 1 << 20, 200, false}, // one closed segment: the clean is one group
+		{"many groups", 2048, 80, false},
+		{"transactions one group", 1 << 20, 200, true},
+		{"transactions many groups", 2048, 120, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			clk := newClock(1_000_000)
@@ -638,8 +644,16 @@ func TestCleanCrash(t *testing.T) {
 			cfg.SegmentBytes = tc.segmentBytes
 			template := filepath.Join(t.TempDir(), "template")
 			l := open(t, template, cfg, withClock(clk))
-			appendRandom(t, l, rand.New(rand.NewPCG(6, 6)), clk, tc.batches, 15)
-			if tc.segmentBytes > 2048 {
+			if tc.txn {
+				appendRandomTxn(t, l, rand.New(rand.NewPCG(6, 6)), clk, tc.batches, 15)
+				if _, err := l.Clean(); err != nil {
+					t.Fatal(err)
+				}
+				clk.advance(cfg.DeleteRetentionMs)
+			} else {
+				appendRandom(t, l, rand.New(rand.NewPCG(6, 6)), clk, tc.batches, 15)
+			}
+			if tc.segmentBytes > 2048 && !tc.txn {
 				c := cfg
 				c.SegmentBytes = 100 // roll once
 				l.SetConfig(c)
@@ -668,6 +682,9 @@ func TestCleanCrash(t *testing.T) {
 			}
 			if tc.segmentBytes > 2048 && st.SegmentsWritten != 1 {
 				t.Fatalf("%d groups, want 1", st.SegmentsWritten)
+			}
+			if tc.txn && st.MarkersRemoved == 0 {
+				t.Fatalf("no marker removed: %+v", st)
 			}
 			t.Logf("%d groups, %d mutating operations", st.SegmentsWritten, ops)
 
@@ -711,6 +728,9 @@ func TestCleanCrash(t *testing.T) {
 					t.Fatalf("crash at op %d: neither the old nor the cleaned log", n)
 				}
 				checkReadable(t, l, got)
+				if lso, _ := rebuildTxns(t, l); lso != l.EndOffset() {
+					t.Fatalf("crash at op %d: last stable offset %d, end offset %d", n, lso, l.EndOffset())
+				}
 				// And a clean after the crash finishes the job.
 				if _, err := l.Clean(); err != nil {
 					t.Fatalf("crash at op %d: clean after reopen: %v", n, err)

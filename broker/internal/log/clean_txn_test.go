@@ -378,7 +378,7 @@ func TestCleanTxnOpen(t *testing.T) {
 	l := open(t, t.TempDir(), cfg, withClock(clk))
 	w := newTxnWriter(t, l, clk)
 	w.data(1, "a=1")
-	w.marker(1, true) // empty once a=2 is cleaned against
+	w.marker(1, true) // a=1 stays: a=2 is past the dirty section
 	w.data(1, "q=0")
 	w.marker(1, true)          // producer 1's last
 	openAt := w.data(2, "a=2") // never committed
