@@ -297,14 +297,14 @@ func (b *Broker) CleanLogs(ctx context.Context) int {
 		if ctx.Err() != nil {
 			break
 		}
-		st, cleaned, err := c.p.Log().MaybeClean()
+		st, cleaned, err := c.p.MaybeClean()
 		switch {
 		case err != nil:
 			b.cfg.Logger.Error("log cleaner failed", "topic", c.p.Topic, "partition", c.p.Index, "err", err)
 		case cleaned:
 			n++
 			b.cfg.Logger.Info("log cleaner compacted a partition", "topic", c.p.Topic, "partition", c.p.Index,
-				"records_removed", st.RecordsRemoved, "bytes_read", st.BytesRead, "bytes_written", st.BytesWritten, "duration", st.Duration)
+				"records_removed", st.RecordsRemoved, "markers_removed", st.MarkersRemoved, "bytes_read", st.BytesRead, "bytes_written", st.BytesWritten, "duration", st.Duration)
 		}
 	}
 	return n

@@ -338,6 +338,32 @@ func (p *Partition) LastStableOffset() int64 {
 	return hw
 }
 
+// MaybeClean runs the log cleaner on the partition's log when it is due
+// (log.Log.MaybeClean), then forgets the aborted transactions whose data
+// the cleaner has removed (CleanStats.EmptyAborts): their ABORT markers
+// may go in a later pass, and a read_committed consumer told of an aborted
+// transaction skips its producer's batches until it meets the marker.
+func (p *Partition) MaybeClean() (log.CleanStats, bool, error) {
+	st, cleaned, err := p.log.MaybeClean()
+	p.forgetAborted(st.EmptyAborts)
+	return st, cleaned, err
+}
+
+// forgetAborted removes from the aborted-transaction index the entries
+// whose marker is at one of the offsets markers.
+func (p *Partition) forgetAborted(markers []int64) {
+	if len(markers) == 0 {
+		return
+	}
+	set := make(map[int64]bool, len(markers))
+	for _, m := range markers {
+		set[m] = true
+	}
+	p.abortMu.Lock()
+	defer p.abortMu.Unlock()
+	p.aborted = slices.DeleteFunc(p.aborted, func(a AbortedTxn) bool { return set[a.LastOffset] })
+}
+
 // AbortedTxns appends to dst the aborted transactions that overlap the
 // offsets [from, to): those whose marker is at or past from and whose first
 // offset is below to, which is what a read_committed fetch of that range

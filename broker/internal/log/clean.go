@@ -142,6 +142,16 @@ type CleanStats struct {
 	// removed: those of empty transactions whose delete horizon had
 	// passed.
 	MarkersRemoved int64
+	// EmptyAborts lists the offsets of the ABORT markers, in the groups
+	// the pass swapped in or left as they were, whose transaction has no
+	// batch left: stamped, waiting for their delete horizon, or removed.
+	// An aborted-transaction index must forget them (as Kafka's cleaner
+	// rewrites the transaction index): a read_committed consumer given an
+	// aborted transaction skips its producer's transactional batches
+	// until it meets the ABORT marker, and the cleaner removes such
+	// markers in a later pass. The startup rebuild of the transaction
+	// state finds no batch to open such a transaction, so records none.
+	EmptyAborts []int64
 	// Duration is the wall-clock time the pass took.
 	Duration time.Duration
 }
@@ -434,6 +444,8 @@ type cleaner struct {
 	// their last marker, in the offset order of the rewrite) has a batch
 	// that the pass keeps, even an empty one: their next marker must stay.
 	txnKept map[int64]bool
+	// groupAborts collects the EmptyAborts of the group being cleaned.
+	groupAborts []int64
 
 	rd   batchReader
 	dec  records.Decompressor
@@ -549,6 +561,7 @@ func (c *cleaner) cleanGroup(g []*segment) error {
 	}
 	var read int64
 	c.changed = false
+	c.groupAborts = c.groupAborts[:0]
 	for gi, s := range g {
 		if l.closing.Load() {
 			return errCleanAborted
@@ -588,6 +601,7 @@ func (c *cleaner) cleanGroup(g []*segment) error {
 		}
 	}
 	if !c.changed {
+		c.stats.EmptyAborts = append(c.stats.EmptyAborts, c.groupAborts...)
 		return nil // the deferred cleanup removes the cleaned file
 	}
 	if err := flush(); err != nil {
@@ -602,6 +616,7 @@ func (c *cleaner) cleanGroup(g []*segment) error {
 		return err
 	}
 	ok = true
+	c.stats.EmptyAborts = append(c.stats.EmptyAborts, c.groupAborts...)
 	c.stats.SegmentsRead += len(g)
 	c.stats.SegmentsWritten++
 	c.stats.BytesRead += read
@@ -820,6 +835,9 @@ func (c *cleaner) filterMarker(dst, b []byte, h *records.BatchHeader, keepEmpty 
 		typ, ok := records.ControlType(b)
 		if !ok || (typ != records.ControlAbort && typ != records.ControlCommit) {
 			return append(dst, b...), nil
+		}
+		if typ == records.ControlAbort && empty && h.BaseOffset < st.CleanEnd {
+			c.groupAborts = append(c.groupAborts, h.BaseOffset)
 		}
 	}
 	delete(c.txnKept, h.ProducerID)

@@ -268,6 +268,9 @@ func TestCleanTxnMarkers(t *testing.T) {
 	if st.MarkersRemoved != 0 {
 		t.Fatalf("first pass removed %d markers", st.MarkersRemoved)
 	}
+	if !slices.Equal(st.EmptyAborts, []int64{a3}) {
+		t.Fatalf("first pass: empty aborts %v, want [%d]", st.EmptyAborts, a3)
+	}
 	all := []int64{c1, c2, c5, a3, c4, c6}
 	check("first pass", all, []int64{c1, c2, a3})
 	if _, must := l.CleanableRatio(); must {
@@ -278,7 +281,7 @@ func TestCleanTxnMarkers(t *testing.T) {
 	l.Close()
 	l = open(t, dir, cfg, withClock(clk))
 	clk.advance(cfg.DeleteRetentionMs - 1)
-	if st, err = l.Clean(); err != nil || st.MarkersRemoved != 0 {
+	if st, err = l.Clean(); err != nil || st.MarkersRemoved != 0 || !slices.Equal(st.EmptyAborts, []int64{a3}) {
 		t.Fatalf("before the horizon: %+v, %v", st, err)
 	}
 	check("before the horizon", all, []int64{c1, c2, a3})
@@ -292,8 +295,8 @@ func TestCleanTxnMarkers(t *testing.T) {
 	if err != nil || !ran {
 		t.Fatalf("at the horizon: ran %v, %v", ran, err)
 	}
-	if st.MarkersRemoved != 3 {
-		t.Fatalf("at the horizon: %d markers removed, want 3", st.MarkersRemoved)
+	if st.MarkersRemoved != 3 || !slices.Equal(st.EmptyAborts, []int64{a3}) {
+		t.Fatalf("at the horizon: %+v, want 3 markers removed and empty aborts [%d]", st, a3)
 	}
 	check("at the horizon", []int64{c5, c4, c6}, nil)
 	if _, must := l.CleanableRatio(); must {
