@@ -83,6 +83,10 @@ type Partition struct {
 	abortMu sync.RWMutex
 	// aborted is the aborted-transaction index, in marker offset order.
 	aborted []AbortedTxn
+	// emptyAborts holds the markers of aborted transactions whose data
+	// the last clean pass reported gone, for the next MaybeClean to
+	// forget.
+	emptyAborts []int64
 
 	waitMu  sync.Mutex
 	waiters map[chan struct{}]struct{}
@@ -339,13 +343,24 @@ func (p *Partition) LastStableOffset() int64 {
 }
 
 // MaybeClean runs the log cleaner on the partition's log when it is due
-// (log.Log.MaybeClean), then forgets the aborted transactions whose data
-// the cleaner has removed (CleanStats.EmptyAborts): their ABORT markers
-// may go in a later pass, and a read_committed consumer told of an aborted
-// transaction skips its producer's batches until it meets the marker.
+// (log.Log.MaybeClean). Before that, it forgets the aborted transactions
+// whose data the previous pass reported gone (CleanStats.EmptyAborts),
+// since their ABORT markers may go in this pass: a read_committed consumer
+// told of an aborted transaction skips its producer's batches until it
+// meets the marker. Forgetting them one pass late (not right after the
+// pass that removed their data) keeps the entries for any fetch that read
+// the old data before that pass's swap and asks for the aborted
+// transactions after it; the marker itself can only go in a later pass.
 func (p *Partition) MaybeClean() (log.CleanStats, bool, error) {
+	p.abortMu.Lock()
+	forget := p.emptyAborts
+	p.emptyAborts = nil
+	p.abortMu.Unlock()
+	p.forgetAborted(forget)
 	st, cleaned, err := p.log.MaybeClean()
-	p.forgetAborted(st.EmptyAborts)
+	p.abortMu.Lock()
+	p.emptyAborts = append(p.emptyAborts, st.EmptyAborts...)
+	p.abortMu.Unlock()
 	return st, cleaned, err
 }
 

@@ -84,6 +84,9 @@ import (
 // past the dirty section, hence of every transaction still open and after
 // the first unstable offset, are not touched. The earliest horizon kept
 // (of tombstones and markers) schedules the next pass (CleanableRatio).
+// A pass lists the ABORT markers whose transaction has no batch left
+// (CleanStats.EmptyAborts) for the owner of the aborted-transaction index
+// to forget before the next pass.
 //
 // # Groups and the swap
 //
@@ -145,12 +148,14 @@ type CleanStats struct {
 	// EmptyAborts lists the offsets of the ABORT markers, in the groups
 	// the pass swapped in or left as they were, whose transaction has no
 	// batch left: stamped, waiting for their delete horizon, or removed.
-	// An aborted-transaction index must forget them (as Kafka's cleaner
-	// rewrites the transaction index): a read_committed consumer given an
-	// aborted transaction skips its producer's transactional batches
-	// until it meets the ABORT marker, and the cleaner removes such
-	// markers in a later pass. The startup rebuild of the transaction
-	// state finds no batch to open such a transaction, so records none.
+	// An aborted-transaction index must forget them before the next pass
+	// (as Kafka's cleaner rewrites the transaction index): a
+	// read_committed consumer given an aborted transaction skips its
+	// producer's transactional batches until it meets the ABORT marker,
+	// and the cleaner removes such markers from the next pass on (never
+	// in the pass that removed the transaction's data). The startup
+	// rebuild of the transaction state finds no batch to open such a
+	// transaction, so records none.
 	EmptyAborts []int64
 	// Duration is the wall-clock time the pass took.
 	Duration time.Duration
