@@ -173,8 +173,8 @@ var errCleanAborted = errors.New("broker/log: clean aborted: the log changed")
 // works batch by batch). mustClean reports that a dirty segment's first
 // batch is older than max.compaction.lag.ms, or that tombstones or
 // transaction markers kept by an earlier pass (in this process) have
-// reached their delete horizon. Both
-// are zero for a topic that is not compacted.
+// reached their delete horizon. Both are zero for a topic that is not
+// compacted.
 func (l *Log) CleanableRatio() (ratio float64, mustClean bool) {
 	cfg := l.cfg.Load()
 	if !cfg.Compact {
