@@ -67,6 +67,46 @@ func (e *queryErr) Err() error {
 	return nil
 }
 
+// scan runs one query over the local partitions of a window or session
+// store: the records read(st) yields, keys turned by key (ok false: skip
+// the record) and values decoded with vs, partition by partition. What
+// ends the scan early is kept for Err.
+func scan[T, V any](e *queryErr, a *App, name string, l table.Layout, vs serde.Serde[V],
+	read func(st *taskStore) *table.Iter[[]byte, []byte], key func(st *taskStore, kb []byte) (T, bool, error),
+	yield func(T, V) bool) {
+	e.set(nil)
+	stores, err := a.segmentedStores(name, l)
+	if err != nil {
+		e.set(err)
+		return
+	}
+	for _, st := range stores {
+		it := read(st)
+		for kb, vb := range it.All() {
+			k, ok, err := key(st, kb)
+			if err != nil {
+				e.set(fmt.Errorf("stream: query %s: decode key: %w", name, err))
+				continue
+			}
+			if !ok {
+				continue
+			}
+			v, err := vs.Decode(st.def.userValue(vb))
+			if err != nil {
+				e.set(fmt.Errorf("stream: query %s: decode value: %w", name, err))
+				continue
+			}
+			if !yield(k, v) {
+				return
+			}
+		}
+		if err := it.Err(); err != nil {
+			e.set(err)
+			return
+		}
+	}
+}
+
 // QueryableWindowStore reads a running app's window store (the store of a
 // windowed aggregation: WindowedCount, Reduce, WindowedAggregate) from any
 // goroutine, like Kafka Streams' ReadOnlyWindowStore. It reads the
@@ -98,36 +138,17 @@ func (q *QueryableWindowStore[K, V]) Fetch(key K, from, to time.Time) iter.Seq2[
 // fetch is Fetch with times in ms.
 func (q *QueryableWindowStore[K, V]) fetch(key K, from, to int64) iter.Seq2[window.Window, V] {
 	return func(yield func(window.Window, V) bool) {
-		q.set(nil)
-		stores, err := q.a.segmentedStores(q.name, table.WindowLayout)
-		if err != nil {
-			q.set(err)
-			return
-		}
 		kb, err := q.ks.AppendEncode(nil, key)
 		if err != nil {
 			q.set(fmt.Errorf("stream: query %s: encode key: %w", q.name, err))
 			return
 		}
-		for _, st := range stores {
-			size := st.def.windowSizeMs
-			it := st.seg.View().Fetch(kb, from, to)
-			for k, vb := range it.All() {
+		scan(&q.queryErr, q.a, q.name, table.WindowLayout, q.vs,
+			func(st *taskStore) *table.Iter[[]byte, []byte] { return st.seg.View().Fetch(kb, from, to) },
+			func(st *taskStore, k []byte) (window.Window, bool, error) {
 				start := int64(binary.BigEndian.Uint64(k[len(k)-8:]))
-				v, err := q.vs.Decode(st.def.userValue(vb))
-				if err != nil {
-					q.set(fmt.Errorf("stream: query %s: decode value: %w", q.name, err))
-					continue
-				}
-				if !yield(window.Window{Start: start, End: start + size}, v) {
-					return
-				}
-			}
-			if err := it.Err(); err != nil {
-				q.set(err)
-				return
-			}
-		}
+				return window.Window{Start: start, End: start + st.def.windowSizeMs}, true, nil
+			}, yield)
 	}
 }
 
@@ -145,35 +166,12 @@ func (q *QueryableWindowStore[K, V]) All() iter.Seq2[window.Windowed[K], V] {
 
 func (q *QueryableWindowStore[K, V]) fetchAll(from, to int64) iter.Seq2[window.Windowed[K], V] {
 	return func(yield func(window.Windowed[K], V) bool) {
-		q.set(nil)
-		stores, err := q.a.segmentedStores(q.name, table.WindowLayout)
-		if err != nil {
-			q.set(err)
-			return
-		}
-		for _, st := range stores {
-			ks := window.KeySerde(q.ks, msDuration(st.def.windowSizeMs))
-			it := st.seg.View().FetchAll(from, to)
-			for kb, vb := range it.All() {
-				k, err := ks.Decode(kb)
-				if err != nil {
-					q.set(fmt.Errorf("stream: query %s: decode key: %w", q.name, err))
-					continue
-				}
-				v, err := q.vs.Decode(st.def.userValue(vb))
-				if err != nil {
-					q.set(fmt.Errorf("stream: query %s: decode value: %w", q.name, err))
-					continue
-				}
-				if !yield(k, v) {
-					return
-				}
-			}
-			if err := it.Err(); err != nil {
-				q.set(err)
-				return
-			}
-		}
+		scan(&q.queryErr, q.a, q.name, table.WindowLayout, q.vs,
+			func(st *taskStore) *table.Iter[[]byte, []byte] { return st.seg.View().FetchAll(from, to) },
+			func(st *taskStore, kb []byte) (window.Windowed[K], bool, error) {
+				k, err := window.KeySerde(q.ks, msDuration(st.def.windowSizeMs)).Decode(kb)
+				return k, err == nil, err
+			}, yield)
 	}
 }
 
@@ -212,38 +210,19 @@ func (q *QueryableSessionStore[K, V]) FindSessions(key K, earliestEnd, latestSta
 
 func (q *QueryableSessionStore[K, V]) find(key K, earliestEnd, latestStart int64) iter.Seq2[window.Window, V] {
 	return func(yield func(window.Window, V) bool) {
-		q.set(nil)
-		stores, err := q.a.segmentedStores(q.name, table.SessionLayout)
-		if err != nil {
-			q.set(err)
-			return
-		}
 		kb, err := q.ks.AppendEncode(nil, key)
 		if err != nil {
 			q.set(fmt.Errorf("stream: query %s: encode key: %w", q.name, err))
 			return
 		}
-		for _, st := range stores {
-			it := st.seg.View().Fetch(kb, earliestEnd, math.MaxInt64)
-			for k, vb := range it.All() {
+		scan(&q.queryErr, q.a, q.name, table.SessionLayout, q.vs,
+			func(st *taskStore) *table.Iter[[]byte, []byte] {
+				return st.seg.View().Fetch(kb, earliestEnd, math.MaxInt64)
+			},
+			func(_ *taskStore, k []byte) (window.Window, bool, error) {
 				w := window.Window{End: int64(binary.BigEndian.Uint64(k[len(k)-16:])), Start: int64(binary.BigEndian.Uint64(k[len(k)-8:]))}
-				if w.Start > latestStart {
-					continue
-				}
-				v, err := q.vs.Decode(st.def.userValue(vb))
-				if err != nil {
-					q.set(fmt.Errorf("stream: query %s: decode value: %w", q.name, err))
-					continue
-				}
-				if !yield(w, v) {
-					return
-				}
-			}
-			if err := it.Err(); err != nil {
-				q.set(err)
-				return
-			}
-		}
+				return w, w.Start <= latestStart, nil
+			}, yield)
 	}
 }
 
@@ -252,36 +231,16 @@ func (q *QueryableSessionStore[K, V]) find(key K, earliestEnd, latestStart int64
 // start.
 func (q *QueryableSessionStore[K, V]) All() iter.Seq2[window.Windowed[K], V] {
 	return func(yield func(window.Windowed[K], V) bool) {
-		q.set(nil)
-		stores, err := q.a.segmentedStores(q.name, table.SessionLayout)
-		if err != nil {
-			q.set(err)
-			return
-		}
-		for _, st := range stores {
-			it := st.seg.View().FetchAll(math.MinInt64, math.MaxInt64)
-			for kb, vb := range it.All() {
+		scan(&q.queryErr, q.a, q.name, table.SessionLayout, q.vs,
+			func(st *taskStore) *table.Iter[[]byte, []byte] {
+				return st.seg.View().FetchAll(math.MinInt64, math.MaxInt64)
+			},
+			func(_ *taskStore, kb []byte) (window.Windowed[K], bool, error) {
 				n := int(binary.BigEndian.Uint32(kb))
 				k, err := q.ks.Decode(kb[4 : 4+n])
-				if err != nil {
-					q.set(fmt.Errorf("stream: query %s: decode key: %w", q.name, err))
-					continue
-				}
-				v, err := q.vs.Decode(st.def.userValue(vb))
-				if err != nil {
-					q.set(fmt.Errorf("stream: query %s: decode value: %w", q.name, err))
-					continue
-				}
 				w := window.Window{End: int64(binary.BigEndian.Uint64(kb[4+n:])), Start: int64(binary.BigEndian.Uint64(kb[4+n+8:]))}
-				if !yield(window.Windowed[K]{Key: k, Window: w}, v) {
-					return
-				}
-			}
-			if err := it.Err(); err != nil {
-				q.set(err)
-				return
-			}
-		}
+				return window.Windowed[K]{Key: k, Window: w}, err == nil, err
+			}, yield)
 	}
 }
 
