@@ -124,7 +124,7 @@ func (a *App) setup(ctx context.Context) (partitionPlan, error) {
 		return partitionPlan{}, fmt.Errorf("stream: source topics %v do not exist: create them first", missing)
 	}
 	plan := a.topo.partitionCounts(a.cfg.appID, func(topic string) int32 { return int32(len(td[topic].Partitions)) })
-	if err := a.topo.checkCopartitioning(func(topic string) int32 { return int32(len(td[topic].Partitions)) }); err != nil {
+	if err := a.topo.checkCopartitioning(a.cfg.appID, plan); err != nil {
 		return partitionPlan{}, err
 	}
 	want := map[string]struct {

@@ -176,6 +176,9 @@ func (b *Builder) Build() (*Topology, error) {
 			}
 		}
 	}
+	if err := t.checkExplicitCopartitioning(); err != nil {
+		return nil, err
+	}
 	return t, nil
 }
 

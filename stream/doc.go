@@ -67,9 +67,11 @@
 //     their window and grace have closed); Join and LeftJoin of a stream
 //     with a materialized table; JoinGlobal and LeftJoinGlobal with a
 //     global table (no co-partitioning); TableJoin (inner, left, outer).
-//     Inputs of co-partitioned joins must have equal partition counts,
-//     checked when the app starts; a side whose key changed is
-//     repartitioned first.
+//     A side whose key changed is repartitioned first, through a topic
+//     with as many partitions as the join's other inputs (Kafka Streams'
+//     co-partitioning rule); the user topics of a join must have equal
+//     partition counts, checked when the app starts (Build already refuses
+//     repartition topics given different counts with Partitions).
 //   - Foreign-key joins: ForeignKeyJoin and ForeignKeyLeftJoin join each
 //     row of a table with the row of another table whose key it holds
 //     (Kafka Streams' KIP-213), with no co-partitioning. A left row

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicehq/sluice/broker/brokertest"
@@ -117,4 +118,73 @@ func TestCommitsPastTransactionMarkers(t *testing.T) {
 	// waitIdle wants the committed offset at the end offset, which is past
 	// the last commit marker.
 	waitIdle(t, addr, "markers", "txn-in")
+}
+
+// TestRepartitionedJoinSideTakesTheTablesPartitions: a stream re-keyed
+// before a join with a table goes through a repartition topic that must
+// have the table's partition count (Kafka Streams sizes every repartition
+// topic of a co-partitioned group to the group's count), not its upstream's,
+// or equal keys land in different tasks and joins miss.
+func TestRepartitionedJoinSideTakesTheTablesPartitions(t *testing.T) {
+	b := brokertest.Start(t)
+	addr := b.Addr()
+	createTopics(t, addr, 1, "visits", "joined")
+	createTopics(t, addr, 3, "profiles")
+	cl := client(t, addr)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	const users = 30
+	base := time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC)
+	for i := range users {
+		cl.Produce(ctx, &kgo.Record{Topic: "profiles", Key: fmt.Appendf(nil, "u%d", i), Value: []byte("p"), Timestamp: base}, nil)
+	}
+	for i := range users {
+		// Keyed by visit id; the user is in the value.
+		cl.Produce(ctx, &kgo.Record{Topic: "visits", Key: fmt.Appendf(nil, "v%d", i), Value: fmt.Appendf(nil, "u%d", i),
+			Timestamp: base.Add(time.Minute)}, nil)
+	}
+	if err := cl.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	bld := stream.NewBuilder()
+	profiles := stream.Table(bld, "profiles", str, str)
+	byUser := stream.SelectKey(stream.Stream(bld, []string{"visits"}, str, str), func(_, user string) string { return user }).WithSerdes(str, str)
+	stream.LeftJoin(byUser, profiles, func(_ string, p string, found bool) string {
+		if found {
+			return "known"
+		}
+		return "unknown"
+	}, stream.Named("visit-profile")).WithSerdes(str, str).To("joined")
+	topo, err := bld.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	startApp(t, addr, topo, stream.AppID("rekey-join"))
+	rd := client(t, addr, kgo.ConsumeTopics("joined"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	rctx, rcancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer rcancel()
+	known, unknown := 0, 0
+	for known+unknown < users {
+		fs := rd.PollFetches(rctx)
+		if rctx.Err() != nil {
+			t.Fatalf("only %d of %d joined visits after 60s", known+unknown, users)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			if string(r.Value) == "known" {
+				known++
+			} else {
+				unknown++
+			}
+		})
+	}
+	if unknown != 0 {
+		t.Fatalf("%d of %d visits missed their profile: the repartition topic is not co-partitioned with profiles", unknown, users)
+	}
+	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, "rekey-join-visit-profile-repartition")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(ends["rekey-join-visit-profile-repartition"]); n != 3 {
+		t.Fatalf("repartition topic has %d partitions, want the table's 3", n)
+	}
 }

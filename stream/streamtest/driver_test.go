@@ -351,6 +351,18 @@ func TestBuildErrorsNameTheOperator(t *testing.T) {
 	if _, err = b.Build(); !errors.Is(err, stream.ErrInvalidTopology) || !strings.Contains(err.Error(), `"in"`) {
 		t.Fatalf("topic read twice: %v", err)
 	}
+
+	// A join of two sides repartitioned to different partition counts
+	// can never be co-partitioned: Build refuses it.
+	b = stream.NewBuilder()
+	left := stream.Stream(b, []string{"left"}, str, str).Repartition(stream.Named("l"), stream.Partitions(2))
+	right := stream.Stream(b, []string{"right"}, str, str).Repartition(stream.Named("r"), stream.Partitions(3))
+	stream.StreamJoin(left, right, stream.JoinTimeDifference(time.Minute), func(a, b string) string { return a + b },
+		stream.Named("lr")).WithSerdes(str, str).To("out")
+	if _, err = b.Build(); !errors.Is(err, stream.ErrInvalidTopology) || !strings.Contains(err.Error(), "lr") ||
+		!strings.Contains(err.Error(), "different partition counts") {
+		t.Fatalf("join of repartitions with 2 and 3 partitions: %v", err)
+	}
 }
 
 func TestDescribe(t *testing.T) {
