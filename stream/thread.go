@@ -273,7 +273,7 @@ func (th *thread) processLocked(enforce bool) error {
 			if r == nil {
 				break
 			}
-			if r.Attrs.IsControl() {
+			if t.pg.isControl(r) {
 				th.advanceLocked(r)
 				continue
 			}

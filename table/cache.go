@@ -233,16 +233,17 @@ func (s *Cached) write(e *entry) error {
 			return err
 		}
 	}
+	// The entry's timestamp goes with this write: a later write gives it
+	// a new one (or none).
+	s.flushTS, s.flushHasTS = e.ts, e.hasTS
+	e.hasTS = false
 	if s.onFlush != nil {
-		s.flushTS, s.flushHasTS = e.ts, e.hasTS
-		e.hasTS = false
 		err := s.onFlush(e.key, value, old)
 		s.flushHasTS = false
 		if err != nil {
 			return fmt.Errorf("table: cache flush: %w", err)
 		}
 	}
-	e.hasTS = false
 	return nil
 }
 
